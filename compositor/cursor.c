@@ -1,0 +1,519 @@
+#include "cursor.h"
+
+#include <linux/input-event-codes.h>
+#include <stdlib.h>
+#include <wlr/types/wlr_cursor.h>
+#include <wlr/types/wlr_idle.h>
+#include <wlr/types/wlr_keyboard.h>
+#include <wlr/types/wlr_pointer.h>
+#include <wlr/types/wlr_pointer_constraints_v1.h>
+#include <wlr/types/wlr_relative_pointer_v1.h>
+#include <wlr/types/wlr_scene.h>
+#include <wlr/types/wlr_xcursor_manager.h>
+#include <wlr/util/edges.h>
+#include <wlr/util/log.h>
+
+#include "seat.h"
+#include "server.h"
+#include "view.h"
+
+#define CW_DEFAULT_CURSOR "left_ptr"
+
+/* What is under layout point (lx, ly): a surface, a frame part, or nothing. */
+struct hit {
+	struct cw_view *view;
+	struct wlr_surface *surface;
+	double sx, sy;
+	enum cw_frame_part part;
+};
+
+static struct hit
+hit_test(struct cw_seat *seat, double lx, double ly)
+{
+	struct hit hit = {0};
+	double nx, ny;
+	struct wlr_scene_node *node = wlr_scene_node_at(&seat->server->scene->node, lx, ly, &nx, &ny);
+	if (node == NULL) {
+		return hit;
+	}
+	hit.view = cw_view_from_node(node);
+	if (node->type == WLR_SCENE_NODE_SURFACE) {
+		hit.surface = wlr_scene_surface_from_node(node)->surface;
+		hit.sx = nx;
+		hit.sy = ny;
+	} else if (hit.view != NULL) {
+		hit.part = cw_frame_part_at(&hit.view->frame, lx - hit.view->x, ly - hit.view->y);
+	}
+	return hit;
+}
+
+static const char *
+cursor_name_for_edges(uint32_t edges)
+{
+	switch (edges) {
+	case WLR_EDGE_TOP: return "top_side";
+	case WLR_EDGE_BOTTOM: return "bottom_side";
+	case WLR_EDGE_LEFT: return "left_side";
+	case WLR_EDGE_RIGHT: return "right_side";
+	case WLR_EDGE_TOP | WLR_EDGE_LEFT: return "top_left_corner";
+	case WLR_EDGE_TOP | WLR_EDGE_RIGHT: return "top_right_corner";
+	case WLR_EDGE_BOTTOM | WLR_EDGE_LEFT: return "bottom_left_corner";
+	case WLR_EDGE_BOTTOM | WLR_EDGE_RIGHT: return "bottom_right_corner";
+	default: return CW_DEFAULT_CURSOR;
+	}
+}
+
+static void
+set_cursor_image(struct cw_seat *seat, const char *name)
+{
+	wlr_xcursor_manager_set_cursor_image(seat->xcursor_manager, name, seat->cursor);
+}
+
+static void
+process_move(struct cw_seat *seat)
+{
+	struct cw_view *view = seat->grabbed_view;
+	cw_view_move_to(view,
+		seat->grab_geometry.x + (int)(seat->cursor->x - seat->grab_x),
+		seat->grab_geometry.y + (int)(seat->cursor->y - seat->grab_y));
+}
+
+static void
+process_resize(struct cw_seat *seat)
+{
+	struct wlr_box box = seat->grab_geometry;
+	int dx = (int)(seat->cursor->x - seat->grab_x);
+	int dy = (int)(seat->cursor->y - seat->grab_y);
+	if (seat->resize_edges & WLR_EDGE_LEFT) {
+		box.width -= dx;
+	} else if (seat->resize_edges & WLR_EDGE_RIGHT) {
+		box.width += dx;
+	}
+	if (seat->resize_edges & WLR_EDGE_TOP) {
+		box.height -= dy;
+	} else if (seat->resize_edges & WLR_EDGE_BOTTOM) {
+		box.height += dy;
+	}
+	/* The position follows on commit, once the client has the new size. */
+	cw_view_request_size(seat->grabbed_view, box.width, box.height);
+}
+
+static void
+process_passthrough(struct cw_seat *seat, uint32_t time_msec)
+{
+	struct hit hit = hit_test(seat, seat->cursor->x, seat->cursor->y);
+	if (hit.surface == NULL) {
+		const char *name = CW_DEFAULT_CURSOR;
+		if (hit.view != NULL && hit.part == CW_FRAME_BORDER_EDGE) {
+			name = cursor_name_for_edges(cw_frame_edges_at(&hit.view->frame,
+				seat->cursor->x - hit.view->x, seat->cursor->y - hit.view->y));
+		}
+		set_cursor_image(seat, name);
+		wlr_seat_pointer_clear_focus(seat->seat);
+		return;
+	}
+	/* A client that gets pointer focus sets its own cursor on enter. */
+	if (seat->seat->pointer_state.focused_surface != hit.surface) {
+		set_cursor_image(seat, CW_DEFAULT_CURSOR);
+	}
+	wlr_seat_pointer_notify_enter(seat->seat, hit.surface, hit.sx, hit.sy);
+	wlr_seat_pointer_notify_motion(seat->seat, time_msec, hit.sx, hit.sy);
+}
+
+static void
+process_motion(struct cw_seat *seat, uint32_t time_msec)
+{
+	switch (seat->cursor_mode) {
+	case CW_CURSOR_MOVE:
+		process_move(seat);
+		return;
+	case CW_CURSOR_RESIZE:
+		process_resize(seat);
+		return;
+	case CW_CURSOR_CLOSE_PRESS:
+		return;
+	case CW_CURSOR_PASSTHROUGH:
+		process_passthrough(seat, time_msec);
+		return;
+	}
+}
+
+void
+cw_seat_refresh_pointer(struct cw_seat *seat)
+{
+	if (seat->cursor_mode == CW_CURSOR_PASSTHROUGH) {
+		process_passthrough(seat, 0);
+	}
+}
+
+/* The constraint that applies now: the focused surface's, if under the pointer. */
+static struct wlr_pointer_constraint_v1 *
+effective_constraint(struct cw_seat *seat)
+{
+	struct wlr_pointer_constraint_v1 *constraint = seat->active_constraint;
+	if (constraint == NULL || seat->cursor_mode != CW_CURSOR_PASSTHROUGH ||
+			seat->seat->pointer_state.focused_surface != constraint->surface) {
+		return NULL;
+	}
+	return constraint;
+}
+
+/* Applies a confinement region by dropping the motion axes that leave it. */
+static void
+confine_motion(struct cw_seat *seat, struct wlr_pointer_constraint_v1 *constraint,
+	double *dx, double *dy)
+{
+	double sx = seat->seat->pointer_state.sx, sy = seat->seat->pointer_state.sy;
+	pixman_region32_t *region = &constraint->region;
+	if (pixman_region32_contains_point(region, (int)(sx + *dx), (int)(sy + *dy), NULL)) {
+		return;
+	}
+	if (pixman_region32_contains_point(region, (int)(sx + *dx), (int)sy, NULL)) {
+		*dy = 0;
+	} else if (pixman_region32_contains_point(region, (int)sx, (int)(sy + *dy), NULL)) {
+		*dx = 0;
+	} else {
+		*dx = 0;
+		*dy = 0;
+	}
+}
+
+static void
+handle_motion(struct wl_listener *listener, void *data)
+{
+	struct cw_seat *seat = wl_container_of(listener, seat, cursor_motion);
+	struct wlr_event_pointer_motion *event = data;
+	wlr_idle_notify_activity(seat->server->idle, seat->seat);
+	wlr_relative_pointer_manager_v1_send_relative_motion(seat->relative_pointer_manager,
+		seat->seat, (uint64_t)event->time_msec * 1000, event->delta_x, event->delta_y,
+		event->unaccel_dx, event->unaccel_dy);
+
+	double dx = event->delta_x, dy = event->delta_y;
+	struct wlr_pointer_constraint_v1 *constraint = effective_constraint(seat);
+	if (constraint != NULL) {
+		if (constraint->type == WLR_POINTER_CONSTRAINT_V1_LOCKED) {
+			return; // the client only wants relative motion
+		}
+		confine_motion(seat, constraint, &dx, &dy);
+	}
+	wlr_cursor_move(seat->cursor, event->device, dx, dy);
+	process_motion(seat, event->time_msec);
+}
+
+static void
+handle_motion_absolute(struct wl_listener *listener, void *data)
+{
+	struct cw_seat *seat = wl_container_of(listener, seat, cursor_motion_absolute);
+	struct wlr_event_pointer_motion_absolute *event = data;
+	wlr_idle_notify_activity(seat->server->idle, seat->seat);
+	double lx, ly;
+	wlr_cursor_absolute_to_layout_coords(seat->cursor, event->device, event->x, event->y, &lx, &ly);
+	double dx = lx - seat->cursor->x, dy = ly - seat->cursor->y;
+	wlr_relative_pointer_manager_v1_send_relative_motion(seat->relative_pointer_manager,
+		seat->seat, (uint64_t)event->time_msec * 1000, dx, dy, dx, dy);
+	struct wlr_pointer_constraint_v1 *constraint = effective_constraint(seat);
+	if (constraint != NULL) {
+		if (constraint->type == WLR_POINTER_CONSTRAINT_V1_LOCKED) {
+			return;
+		}
+		confine_motion(seat, constraint, &dx, &dy);
+	}
+	wlr_cursor_move(seat->cursor, event->device, dx, dy);
+	process_motion(seat, event->time_msec);
+}
+
+static bool
+super_is_held(struct cw_seat *seat)
+{
+	struct wlr_keyboard *keyboard = wlr_seat_get_keyboard(seat->seat);
+	return keyboard != NULL && (wlr_keyboard_get_modifiers(keyboard) & WLR_MODIFIER_LOGO);
+}
+
+/* Resize from the corner nearest the pointer, for Super+right-drag. */
+static uint32_t
+nearest_corner(struct cw_view *view, double lx, double ly)
+{
+	uint32_t edges = 0;
+	edges |= lx < view->x + view->geometry.width / 2.0 ? WLR_EDGE_LEFT : WLR_EDGE_RIGHT;
+	edges |= ly < view->y + view->geometry.height / 2.0 ? WLR_EDGE_TOP : WLR_EDGE_BOTTOM;
+	return edges;
+}
+
+void
+cw_seat_begin_grab(struct cw_seat *seat, struct cw_view *view,
+	enum cw_cursor_mode mode, uint32_t edges)
+{
+	struct wlr_xdg_toplevel *toplevel = view->xdg_surface->toplevel;
+	if (mode != CW_CURSOR_CLOSE_PRESS &&
+			(toplevel->current.fullscreen || toplevel->current.maximized)) {
+		return; // a maximized or fullscreen window stays where it is
+	}
+	seat->cursor_mode = mode;
+	seat->grabbed_view = view;
+	seat->grab_x = seat->cursor->x;
+	seat->grab_y = seat->cursor->y;
+	seat->grab_geometry = (struct wlr_box){view->x, view->y,
+		view->geometry.width, view->geometry.height};
+	seat->resize_edges = edges;
+	/* The client must not see motion while crossway owns the pointer. */
+	wlr_seat_pointer_clear_focus(seat->seat);
+	if (mode == CW_CURSOR_MOVE) {
+		set_cursor_image(seat, "grabbing");
+	} else if (mode == CW_CURSOR_RESIZE) {
+		wlr_xdg_toplevel_set_resizing(view->xdg_surface, true);
+		set_cursor_image(seat, cursor_name_for_edges(edges));
+	}
+}
+
+static void
+end_grab(struct cw_seat *seat)
+{
+	struct cw_view *view = seat->grabbed_view;
+	if (view != NULL && seat->cursor_mode == CW_CURSOR_RESIZE) {
+		wlr_xdg_toplevel_set_resizing(view->xdg_surface, false);
+	}
+	if (view != NULL && seat->cursor_mode == CW_CURSOR_CLOSE_PRESS) {
+		struct hit hit = hit_test(seat, seat->cursor->x, seat->cursor->y);
+		if (hit.view == view && hit.part == CW_FRAME_CLOSE) {
+			cw_view_close(view);
+		}
+	}
+	seat->cursor_mode = CW_CURSOR_PASSTHROUGH;
+	seat->grabbed_view = NULL;
+	process_passthrough(seat, 0);
+}
+
+void
+cw_seat_view_gone(struct cw_seat *seat, struct cw_view *view)
+{
+	if (seat->grabbed_view == view) {
+		seat->cursor_mode = CW_CURSOR_PASSTHROUGH;
+		seat->grabbed_view = NULL;
+	}
+	struct wlr_surface *focused = seat->seat->keyboard_state.focused_surface;
+	if (focused != NULL && focused == view->xdg_surface->surface) {
+		/* Hand the focus to the next window on the stack. */
+		struct cw_view *next = NULL, *candidate;
+		wl_list_for_each(candidate, &seat->server->views, link) {
+			if (candidate != view && candidate->mapped) {
+				next = candidate;
+				break;
+			}
+		}
+		cw_seat_focus_view(seat, next);
+	}
+}
+
+/* A press that crossway handles itself: returns true if it was consumed. */
+static bool
+handle_compositor_press(struct cw_seat *seat, uint32_t button)
+{
+	struct hit hit = hit_test(seat, seat->cursor->x, seat->cursor->y);
+	if (hit.view == NULL) {
+		return false;
+	}
+	cw_seat_focus_view(seat, hit.view);
+	if (super_is_held(seat) && (button == BTN_LEFT || button == BTN_RIGHT)) {
+		if (button == BTN_LEFT) {
+			cw_seat_begin_grab(seat, hit.view, CW_CURSOR_MOVE, WLR_EDGE_NONE);
+		} else {
+			cw_seat_begin_grab(seat, hit.view, CW_CURSOR_RESIZE,
+				nearest_corner(hit.view, seat->cursor->x, seat->cursor->y));
+		}
+		return true;
+	}
+	if (hit.surface != NULL || button != BTN_LEFT) {
+		return hit.surface == NULL; // frame clicks with other buttons do nothing
+	}
+	double fx = seat->cursor->x - hit.view->x, fy = seat->cursor->y - hit.view->y;
+	switch (hit.part) {
+	case CW_FRAME_TITLE:
+		cw_seat_begin_grab(seat, hit.view, CW_CURSOR_MOVE, WLR_EDGE_NONE);
+		return true;
+	case CW_FRAME_BORDER_EDGE:
+		cw_seat_begin_grab(seat, hit.view, CW_CURSOR_RESIZE,
+			cw_frame_edges_at(&hit.view->frame, fx, fy));
+		return true;
+	case CW_FRAME_CLOSE:
+		cw_seat_begin_grab(seat, hit.view, CW_CURSOR_CLOSE_PRESS, WLR_EDGE_NONE);
+		return true;
+	case CW_FRAME_NONE:
+		break;
+	}
+	return true;
+}
+
+static void
+handle_button(struct wl_listener *listener, void *data)
+{
+	struct cw_seat *seat = wl_container_of(listener, seat, cursor_button);
+	struct wlr_event_pointer_button *event = data;
+	wlr_idle_notify_activity(seat->server->idle, seat->seat);
+	if (event->state == WLR_BUTTON_RELEASED) {
+		if (seat->cursor_mode != CW_CURSOR_PASSTHROUGH) {
+			end_grab(seat);
+			return;
+		}
+		wlr_seat_pointer_notify_button(seat->seat, event->time_msec, event->button, event->state);
+		return;
+	}
+	if (seat->cursor_mode != CW_CURSOR_PASSTHROUGH) {
+		return; // a second button during a grab is ignored
+	}
+	if (handle_compositor_press(seat, event->button)) {
+		return;
+	}
+	wlr_seat_pointer_notify_button(seat->seat, event->time_msec, event->button, event->state);
+}
+
+static void
+handle_axis(struct wl_listener *listener, void *data)
+{
+	struct cw_seat *seat = wl_container_of(listener, seat, cursor_axis);
+	struct wlr_event_pointer_axis *event = data;
+	wlr_idle_notify_activity(seat->server->idle, seat->seat);
+	wlr_seat_pointer_notify_axis(seat->seat, event->time_msec, event->orientation,
+		event->delta, event->delta_discrete, event->source);
+}
+
+static void
+handle_frame(struct wl_listener *listener, void *data)
+{
+	struct cw_seat *seat = wl_container_of(listener, seat, cursor_frame);
+	wlr_seat_pointer_notify_frame(seat->seat);
+}
+
+static void
+handle_request_set_cursor(struct wl_listener *listener, void *data)
+{
+	struct cw_seat *seat = wl_container_of(listener, seat, request_set_cursor);
+	struct wlr_seat_pointer_request_set_cursor_event *event = data;
+	/* Only the client under the pointer may change it, and not during a grab. */
+	if (event->seat_client != seat->seat->pointer_state.focused_client ||
+			seat->cursor_mode != CW_CURSOR_PASSTHROUGH) {
+		return;
+	}
+	wlr_cursor_set_surface(seat->cursor, event->surface, event->hotspot_x, event->hotspot_y);
+}
+
+static void
+deactivate_constraint(struct cw_seat *seat)
+{
+	struct wlr_pointer_constraint_v1 *constraint = seat->active_constraint;
+	if (constraint == NULL) {
+		return;
+	}
+	wl_list_remove(&seat->constraint_destroy.link);
+	wl_list_init(&seat->constraint_destroy.link);
+	seat->active_constraint = NULL;
+	/* A lock may leave a hint where the client wants the pointer to be. */
+	if (constraint->type == WLR_POINTER_CONSTRAINT_V1_LOCKED &&
+			constraint->current.committed & WLR_POINTER_CONSTRAINT_V1_STATE_CURSOR_HINT) {
+		struct cw_view *view = NULL, *candidate;
+		wl_list_for_each(candidate, &seat->server->views, link) {
+			if (candidate->xdg_surface->surface == constraint->surface) {
+				view = candidate;
+				break;
+			}
+		}
+		if (view != NULL) {
+			wlr_cursor_warp(seat->cursor, NULL,
+				view->x - view->geometry.x + constraint->current.cursor_hint.x,
+				view->y - view->geometry.y + constraint->current.cursor_hint.y);
+		}
+	}
+	wlr_pointer_constraint_v1_send_deactivated(constraint);
+}
+
+static void
+handle_constraint_destroy(struct wl_listener *listener, void *data)
+{
+	struct cw_seat *seat = wl_container_of(listener, seat, constraint_destroy);
+	wl_list_remove(&seat->constraint_destroy.link);
+	wl_list_init(&seat->constraint_destroy.link);
+	seat->active_constraint = NULL;
+}
+
+void
+cw_cursor_update_constraint(struct cw_seat *seat)
+{
+	struct wlr_surface *focused = seat->seat->keyboard_state.focused_surface;
+	struct wlr_pointer_constraint_v1 *constraint = NULL;
+	if (focused != NULL) {
+		constraint = wlr_pointer_constraints_v1_constraint_for_surface(
+			seat->pointer_constraints, focused, seat->seat);
+	}
+	if (constraint == seat->active_constraint) {
+		return;
+	}
+	deactivate_constraint(seat);
+	if (constraint == NULL) {
+		return;
+	}
+	seat->active_constraint = constraint;
+	wl_signal_add(&constraint->events.destroy, &seat->constraint_destroy);
+	wlr_pointer_constraint_v1_send_activated(constraint);
+}
+
+static void
+handle_new_constraint(struct wl_listener *listener, void *data)
+{
+	struct cw_seat *seat = wl_container_of(listener, seat, new_constraint);
+	(void)data;
+	cw_cursor_update_constraint(seat);
+}
+
+bool
+cw_cursor_init(struct cw_seat *seat)
+{
+	struct cw_server *server = seat->server;
+	seat->cursor = wlr_cursor_create();
+	if (seat->cursor == NULL) {
+		return false;
+	}
+	wlr_cursor_attach_output_layout(seat->cursor, server->output_layout);
+	/* XCURSOR_THEME/XCURSOR_SIZE follow the usual conventions. */
+	const char *size_text = getenv("XCURSOR_SIZE");
+	int size = size_text != NULL ? atoi(size_text) : 0;
+	seat->xcursor_manager = wlr_xcursor_manager_create(getenv("XCURSOR_THEME"),
+		size > 0 && size <= 256 ? (uint32_t)size : 24);
+	if (seat->xcursor_manager == NULL || !wlr_xcursor_manager_load(seat->xcursor_manager, 1)) {
+		wlr_log(WLR_ERROR, "Cannot load a cursor theme");
+	}
+
+	seat->relative_pointer_manager = wlr_relative_pointer_manager_v1_create(server->display);
+	seat->pointer_constraints = wlr_pointer_constraints_v1_create(server->display);
+	seat->new_constraint.notify = handle_new_constraint;
+	wl_signal_add(&seat->pointer_constraints->events.new_constraint, &seat->new_constraint);
+	seat->constraint_destroy.notify = handle_constraint_destroy;
+	wl_list_init(&seat->constraint_destroy.link);
+
+	seat->cursor_motion.notify = handle_motion;
+	wl_signal_add(&seat->cursor->events.motion, &seat->cursor_motion);
+	seat->cursor_motion_absolute.notify = handle_motion_absolute;
+	wl_signal_add(&seat->cursor->events.motion_absolute, &seat->cursor_motion_absolute);
+	seat->cursor_button.notify = handle_button;
+	wl_signal_add(&seat->cursor->events.button, &seat->cursor_button);
+	seat->cursor_axis.notify = handle_axis;
+	wl_signal_add(&seat->cursor->events.axis, &seat->cursor_axis);
+	seat->cursor_frame.notify = handle_frame;
+	wl_signal_add(&seat->cursor->events.frame, &seat->cursor_frame);
+	seat->request_set_cursor.notify = handle_request_set_cursor;
+	wl_signal_add(&seat->seat->events.request_set_cursor, &seat->request_set_cursor);
+	return true;
+}
+
+void
+cw_cursor_finish(struct cw_seat *seat)
+{
+	wl_list_remove(&seat->cursor_motion.link);
+	wl_list_remove(&seat->cursor_motion_absolute.link);
+	wl_list_remove(&seat->cursor_button.link);
+	wl_list_remove(&seat->cursor_axis.link);
+	wl_list_remove(&seat->cursor_frame.link);
+	wl_list_remove(&seat->request_set_cursor.link);
+	wl_list_remove(&seat->new_constraint.link);
+	wl_list_remove(&seat->constraint_destroy.link);
+	wlr_xcursor_manager_destroy(seat->xcursor_manager);
+	wlr_cursor_destroy(seat->cursor);
+}

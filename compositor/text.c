@@ -1,0 +1,192 @@
+#include "text.h"
+
+#include <cairo.h>
+#include <drm_fourcc.h>
+#include <pango/pangocairo.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <wlr/types/wlr_buffer.h>
+#include <wlr/util/log.h>
+
+#define CW_TEXT_FONT "DejaVu Sans 10"
+
+/* Length of the UTF-8 sequence at s (1..4), or 0 if it is not valid. */
+static size_t
+utf8_sequence_length(const unsigned char *s)
+{
+	uint32_t cp;
+	size_t len;
+	if (s[0] < 0x80) {
+		return 1;
+	} else if ((s[0] & 0xe0) == 0xc0) {
+		len = 2;
+		cp = s[0] & 0x1f;
+	} else if ((s[0] & 0xf0) == 0xe0) {
+		len = 3;
+		cp = s[0] & 0x0f;
+	} else if ((s[0] & 0xf8) == 0xf0) {
+		len = 4;
+		cp = s[0] & 0x07;
+	} else {
+		return 0;
+	}
+	for (size_t i = 1; i < len; i++) {
+		if ((s[i] & 0xc0) != 0x80) {
+			return 0; // also stops at the terminating NUL
+		}
+		cp = (cp << 6) | (s[i] & 0x3f);
+	}
+	/* Reject overlong forms, surrogates and values past Unicode. */
+	static const uint32_t min_for_length[] = {0, 0, 0x80, 0x800, 0x10000};
+	if (cp < min_for_length[len] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
+		return 0;
+	}
+	return len;
+}
+
+char *
+cw_text_sanitize(const char *text, size_t max_bytes)
+{
+	if (text == NULL) {
+		text = "";
+	}
+	char *out = malloc(max_bytes + 1);
+	if (out == NULL) {
+		return NULL;
+	}
+	size_t o = 0;
+	const unsigned char *s = (const unsigned char *)text;
+	while (*s != '\0') {
+		size_t len = utf8_sequence_length(s);
+		bool control = len == 1 && (*s < 0x20 || *s == 0x7f);
+		/* C1 controls (U+0080..U+009F) and bidi overrides could disguise a title. */
+		bool c1 = len == 2 && s[0] == 0xc2 && s[1] < 0xa0;
+		bool bidi = len == 3 && s[0] == 0xe2 && s[1] == 0x80 && s[2] >= 0xaa && s[2] <= 0xae;
+		if (len == 0 || control || c1 || bidi) {
+			if (o + 1 > max_bytes) {
+				break;
+			}
+			out[o++] = '_';
+			s += len == 0 ? 1 : len;
+			continue;
+		}
+		if (o + len > max_bytes) {
+			break;
+		}
+		memcpy(out + o, s, len);
+		o += len;
+		s += len;
+	}
+	out[o] = '\0';
+	return out;
+}
+
+/* A wlr_buffer over a cairo image surface, for the scene graph. */
+struct text_buffer {
+	struct wlr_buffer base;
+	cairo_surface_t *surface;
+};
+
+static void
+text_buffer_destroy(struct wlr_buffer *wlr_buffer)
+{
+	struct text_buffer *buffer = wl_container_of(wlr_buffer, buffer, base);
+	cairo_surface_destroy(buffer->surface);
+	free(buffer);
+}
+
+static bool
+text_buffer_begin_data_ptr_access(struct wlr_buffer *wlr_buffer, uint32_t flags,
+	void **data, uint32_t *format, size_t *stride)
+{
+	struct text_buffer *buffer = wl_container_of(wlr_buffer, buffer, base);
+	if (flags & WLR_BUFFER_DATA_PTR_ACCESS_WRITE) {
+		return false; // renderers only read it
+	}
+	*data = cairo_image_surface_get_data(buffer->surface);
+	*format = DRM_FORMAT_ARGB8888;
+	*stride = (size_t)cairo_image_surface_get_stride(buffer->surface);
+	return true;
+}
+
+static void
+text_buffer_end_data_ptr_access(struct wlr_buffer *wlr_buffer)
+{
+	(void)wlr_buffer;
+}
+
+static const struct wlr_buffer_impl text_buffer_impl = {
+	.destroy = text_buffer_destroy,
+	.begin_data_ptr_access = text_buffer_begin_data_ptr_access,
+	.end_data_ptr_access = text_buffer_end_data_ptr_access,
+};
+
+static PangoLayout *
+create_layout(cairo_t *cr, const char *text, int max_width)
+{
+	PangoLayout *layout = pango_cairo_create_layout(cr);
+	PangoFontDescription *font = pango_font_description_from_string(CW_TEXT_FONT);
+	pango_layout_set_font_description(layout, font);
+	pango_font_description_free(font);
+	pango_layout_set_single_paragraph_mode(layout, TRUE);
+	pango_layout_set_ellipsize(layout, PANGO_ELLIPSIZE_END);
+	pango_layout_set_width(layout, max_width * PANGO_SCALE);
+	/* Plain text: markup from a client is never interpreted. */
+	pango_layout_set_text(layout, text, -1);
+	return layout;
+}
+
+struct wlr_buffer *
+cw_text_render(const char *text, const float color[static 4], int max_width, int height)
+{
+	if (text == NULL || text[0] == '\0' || max_width <= 0 || height <= 0) {
+		return NULL;
+	}
+
+	/* Measure first so the buffer is only as wide as the text. */
+	cairo_surface_t *probe = cairo_image_surface_create(CAIRO_FORMAT_ARGB32, 1, 1);
+	cairo_t *probe_cr = cairo_create(probe);
+	PangoLayout *layout = create_layout(probe_cr, text, max_width);
+	int text_width, text_height;
+	pango_layout_get_pixel_size(layout, &text_width, &text_height);
+	g_object_unref(layout);
+	cairo_destroy(probe_cr);
+	cairo_surface_destroy(probe);
+	if (text_width <= 0) {
+		return NULL;
+	}
+	if (text_width > max_width) {
+		text_width = max_width;
+	}
+
+	struct text_buffer *buffer = calloc(1, sizeof(*buffer));
+	if (buffer == NULL) {
+		return NULL;
+	}
+	buffer->surface = cairo_image_surface_create(CAIRO_FORMAT_ARGB32, text_width, height);
+	if (cairo_surface_status(buffer->surface) != CAIRO_STATUS_SUCCESS) {
+		wlr_log(WLR_ERROR, "Cannot allocate a %dx%d title buffer", text_width, height);
+		cairo_surface_destroy(buffer->surface);
+		free(buffer);
+		return NULL;
+	}
+	cairo_t *cr = cairo_create(buffer->surface);
+	/* Grey-scale antialiasing: the result does not depend on subpixel order. */
+	cairo_font_options_t *font_options = cairo_font_options_create();
+	cairo_font_options_set_antialias(font_options, CAIRO_ANTIALIAS_GRAY);
+	cairo_font_options_set_hint_style(font_options, CAIRO_HINT_STYLE_FULL);
+	cairo_set_font_options(cr, font_options);
+	cairo_font_options_destroy(font_options);
+	layout = create_layout(cr, text, max_width);
+	pango_cairo_update_layout(cr, layout);
+	cairo_set_source_rgba(cr, color[0], color[1], color[2], color[3]);
+	cairo_move_to(cr, 0, (height - text_height) / 2.0);
+	pango_cairo_show_layout(cr, layout);
+	g_object_unref(layout);
+	cairo_destroy(cr);
+	cairo_surface_flush(buffer->surface);
+
+	wlr_buffer_init(&buffer->base, &text_buffer_impl, text_width, height);
+	return &buffer->base;
+}
