@@ -4,6 +4,7 @@
 #include <string.h>
 #include <wlr/util/edges.h>
 
+#include "cairo_buffer.h"
 #include "text.h"
 
 #define CW_TITLE_MAX_BYTES 256
@@ -76,8 +77,36 @@ layout_parts(struct cw_frame *frame)
 	wlr_scene_rect_set_size(frame->bottom, w + 2 * b, b);
 	wlr_scene_node_set_position(&frame->bottom->node, -b, h);
 	int button_y = -top + (CW_FRAME_TITLE_HEIGHT - CW_FRAME_BUTTON_SIZE) / 2;
-	wlr_scene_node_set_position(&frame->close_button->node,
+	wlr_scene_node_set_position(frame->close_button,
 		w + b - CW_TITLE_PADDING - CW_FRAME_BUTTON_SIZE, button_y);
+}
+
+/* The close button: a rounded square in the button colour with a white cross. */
+static struct wlr_scene_node *
+create_close_button(struct wlr_scene_node *parent, const struct cw_frame_colors *colors)
+{
+	const int size = CW_FRAME_BUTTON_SIZE;
+	struct cw_cairo_buffer *buffer = cw_cairo_buffer_create(size, size);
+	if (buffer == NULL) {
+		return &wlr_scene_tree_create(parent)->node; // an empty, harmless node
+	}
+	cairo_t *cr = cairo_create(buffer->surface);
+	const float *c = colors->close_button;
+	cairo_set_source_rgba(cr, c[0], c[1], c[2], c[3]);
+	cairo_rectangle(cr, 0, 0, size, size);
+	cairo_fill(cr);
+	const float *t = colors->text;
+	cairo_set_source_rgba(cr, t[0], t[1], t[2], t[3]);
+	cairo_set_line_width(cr, 2.0);
+	cairo_move_to(cr, 4.5, 4.5);
+	cairo_line_to(cr, size - 4.5, size - 4.5);
+	cairo_move_to(cr, size - 4.5, 4.5);
+	cairo_line_to(cr, 4.5, size - 4.5);
+	cairo_stroke(cr);
+	cairo_destroy(cr);
+	struct wlr_scene_buffer *node = wlr_scene_buffer_create(parent, &buffer->base);
+	wlr_buffer_drop(&buffer->base);
+	return node != NULL ? &node->node : &wlr_scene_tree_create(parent)->node;
 }
 
 void
@@ -92,8 +121,7 @@ cw_frame_init(struct cw_frame *frame, struct wlr_scene_node *parent,
 	frame->left = wlr_scene_rect_create(&frame->tree->node, 0, 0, color);
 	frame->right = wlr_scene_rect_create(&frame->tree->node, 0, 0, color);
 	frame->bottom = wlr_scene_rect_create(&frame->tree->node, 0, 0, color);
-	frame->close_button = wlr_scene_rect_create(&frame->tree->node,
-		CW_FRAME_BUTTON_SIZE, CW_FRAME_BUTTON_SIZE, frame->colors.close_button);
+	frame->close_button = create_close_button(&frame->tree->node, &frame->colors);
 	layout_parts(frame);
 }
 
@@ -167,8 +195,8 @@ cw_frame_part_at(const struct cw_frame *frame, double x, double y)
 		return CW_FRAME_NONE; // the content
 	}
 	if (y < -b && y >= -top) {
-		int bx = frame->close_button->node.state.x;
-		int by = frame->close_button->node.state.y;
+		int bx = frame->close_button->state.x;
+		int by = frame->close_button->state.y;
 		if (x >= bx && x < bx + CW_FRAME_BUTTON_SIZE &&
 				y >= by && y < by + CW_FRAME_BUTTON_SIZE) {
 			return CW_FRAME_CLOSE;

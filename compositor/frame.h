@@ -33,7 +33,7 @@ struct cw_frame {
 	struct wlr_scene_tree *tree; // child of the view tree, below surfaces
 	struct wlr_scene_rect *title_bar;
 	struct wlr_scene_rect *left, *right, *bottom;
-	struct wlr_scene_rect *close_button;
+	struct wlr_scene_node *close_button;
 	struct wlr_scene_buffer *title_text; // NULL when the title is empty
 	struct cw_frame_colors colors;
 	char *title;

@@ -169,6 +169,10 @@ static void
 handle_layout_change(struct wl_listener *listener, void *data)
 {
 	struct cw_server *server = wl_container_of(listener, server, layout_change);
+	struct wlr_box box;
+	cw_output_layout_box(server->output_layout, NULL, &box);
+	wlr_scene_node_set_position(&server->background->node, box.x, box.y);
+	wlr_scene_rect_set_size(server->background, box.width, box.height);
 	cw_output_manager_update(server);
 }
 

@@ -1,12 +1,12 @@
 #include "text.h"
 
+#include "cairo_buffer.h"
+
 #include <cairo.h>
-#include <drm_fourcc.h>
 #include <pango/pangocairo.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <wlr/types/wlr_buffer.h>
 #include <wlr/util/log.h>
 
 #define CW_TEXT_FONT "DejaVu Sans 10"
@@ -82,46 +82,6 @@ cw_text_sanitize(const char *text, size_t max_bytes)
 	return out;
 }
 
-/* A wlr_buffer over a cairo image surface, for the scene graph. */
-struct text_buffer {
-	struct wlr_buffer base;
-	cairo_surface_t *surface;
-};
-
-static void
-text_buffer_destroy(struct wlr_buffer *wlr_buffer)
-{
-	struct text_buffer *buffer = wl_container_of(wlr_buffer, buffer, base);
-	cairo_surface_destroy(buffer->surface);
-	free(buffer);
-}
-
-static bool
-text_buffer_begin_data_ptr_access(struct wlr_buffer *wlr_buffer, uint32_t flags,
-	void **data, uint32_t *format, size_t *stride)
-{
-	struct text_buffer *buffer = wl_container_of(wlr_buffer, buffer, base);
-	if (flags & WLR_BUFFER_DATA_PTR_ACCESS_WRITE) {
-		return false; // renderers only read it
-	}
-	*data = cairo_image_surface_get_data(buffer->surface);
-	*format = DRM_FORMAT_ARGB8888;
-	*stride = (size_t)cairo_image_surface_get_stride(buffer->surface);
-	return true;
-}
-
-static void
-text_buffer_end_data_ptr_access(struct wlr_buffer *wlr_buffer)
-{
-	(void)wlr_buffer;
-}
-
-static const struct wlr_buffer_impl text_buffer_impl = {
-	.destroy = text_buffer_destroy,
-	.begin_data_ptr_access = text_buffer_begin_data_ptr_access,
-	.end_data_ptr_access = text_buffer_end_data_ptr_access,
-};
-
 static PangoLayout *
 create_layout(cairo_t *cr, const char *text, int max_width)
 {
@@ -160,15 +120,8 @@ cw_text_render(const char *text, const float color[static 4], int max_width, int
 		text_width = max_width;
 	}
 
-	struct text_buffer *buffer = calloc(1, sizeof(*buffer));
+	struct cw_cairo_buffer *buffer = cw_cairo_buffer_create(text_width, height);
 	if (buffer == NULL) {
-		return NULL;
-	}
-	buffer->surface = cairo_image_surface_create(CAIRO_FORMAT_ARGB32, text_width, height);
-	if (cairo_surface_status(buffer->surface) != CAIRO_STATUS_SUCCESS) {
-		wlr_log(WLR_ERROR, "Cannot allocate a %dx%d title buffer", text_width, height);
-		cairo_surface_destroy(buffer->surface);
-		free(buffer);
 		return NULL;
 	}
 	cairo_t *cr = cairo_create(buffer->surface);
@@ -186,7 +139,5 @@ cw_text_render(const char *text, const float color[static 4], int max_width, int
 	g_object_unref(layout);
 	cairo_destroy(cr);
 	cairo_surface_flush(buffer->surface);
-
-	wlr_buffer_init(&buffer->base, &text_buffer_impl, text_width, height);
 	return &buffer->base;
 }

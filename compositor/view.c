@@ -8,6 +8,7 @@
 
 #include "output.h"
 #include "server.h"
+#include "text.h"
 
 #define CW_CASCADE_STEP 32
 #define CW_CASCADE_COUNT 8
@@ -254,13 +255,18 @@ handle_map(struct wl_listener *listener, void *data)
 	struct wlr_xdg_toplevel *toplevel = view->xdg_surface->toplevel;
 	wlr_xdg_surface_get_geometry(view->xdg_surface, &view->geometry);
 	cw_frame_set_size(&view->frame, view->geometry.width, view->geometry.height);
-	wlr_scene_node_set_position(view->surface_node, -view->geometry.x, -view->geometry.y);
 	if (!view->placed) {
 		place_new_view(view);
 		view->placed = true;
 	}
 	view->mapped = true;
 	wlr_scene_node_set_enabled(&view->tree->node, true);
+	char *app_id = cw_text_sanitize(toplevel->app_id, 64);
+	/* Tests and users read this line to know a window is on screen. */
+	wlr_log(WLR_INFO, "Mapped toplevel '%s' app_id '%s' %dx%d at %d,%d",
+		view->frame.title ? view->frame.title : "", app_id ? app_id : "",
+		view->geometry.width, view->geometry.height, view->x, view->y);
+	free(app_id);
 	cw_server_toplevel_mapped(view->server);
 
 	if (toplevel->requested.fullscreen) {
@@ -309,9 +315,7 @@ handle_commit(struct wl_listener *listener, void *data)
 	}
 	struct wlr_box old = view->geometry;
 	wlr_xdg_surface_get_geometry(view->xdg_surface, &view->geometry);
-	if (old.x != view->geometry.x || old.y != view->geometry.y) {
-		wlr_scene_node_set_position(view->surface_node, -view->geometry.x, -view->geometry.y);
-	}
+	/* The xdg scene node offsets the surface by the geometry itself. */
 	if (old.width != view->geometry.width || old.height != view->geometry.height) {
 		cw_frame_set_size(&view->frame, view->geometry.width, view->geometry.height);
 		anchor_resize(view, &old);

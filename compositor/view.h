@@ -16,7 +16,7 @@ struct cw_view {
 	struct cw_server *server;
 	struct wlr_xdg_surface *xdg_surface;
 	struct wlr_scene_tree *tree;         // frame + surfaces, at the content origin
-	struct wlr_scene_node *surface_node; // the xdg surface tree inside tree
+	struct wlr_scene_node *surface_node; // xdg surface tree, offset by its geometry
 	struct cw_frame frame;
 
 	/* Layout position of the window geometry's top-left corner. */

@@ -684,13 +684,18 @@ static bool missing_global(const char *name, const char *why)
 
 static bool create_devices(struct input *input)
 {
-	if (input->seat == NULL) {
+	/* Name the missing protocol first: a seatless compositor without it
+	 * would otherwise get the less useful complaint. */
+	if (input->need_pointer && input->pointer_manager == NULL) {
+		return missing_global("zwlr_virtual_pointer_manager_v1", "pointer commands");
+	}
+	if (input->need_keyboard && input->keyboard_manager == NULL) {
+		return missing_global("zwp_virtual_keyboard_manager_v1", "keyboard commands");
+	}
+	if (input->seat == NULL && (input->need_pointer || input->need_keyboard)) {
 		return missing_global("wl_seat", "virtual input devices");
 	}
 	if (input->need_pointer) {
-		if (input->pointer_manager == NULL) {
-			return missing_global("zwlr_virtual_pointer_manager_v1", "pointer commands");
-		}
 		input->pointer = zwlr_virtual_pointer_manager_v1_create_virtual_pointer(
 			input->pointer_manager, input->seat);
 		if (input->pointer == NULL) {
@@ -699,9 +704,6 @@ static bool create_devices(struct input *input)
 		}
 	}
 	if (input->need_keyboard) {
-		if (input->keyboard_manager == NULL) {
-			return missing_global("zwp_virtual_keyboard_manager_v1", "keyboard commands");
-		}
 		input->keyboard = zwp_virtual_keyboard_manager_v1_create_virtual_keyboard(
 			input->keyboard_manager, input->seat);
 		if (input->keyboard == NULL) {
