@@ -241,12 +241,13 @@ cw_server_finish(struct cw_server *server)
 		wl_list_remove(&server->new_idle_inhibitor.link);
 		wl_list_remove(&server->request_activate.link);
 	}
+	/* The scene listens to the layout: the layout must go first. */
+	wlr_output_layout_destroy(server->output_layout);
 	if (server->scene != NULL) {
 		wlr_scene_node_destroy(&server->scene->node);
 	}
 	wlr_allocator_destroy(server->allocator);
 	wlr_renderer_destroy(server->renderer);
-	wlr_output_layout_destroy(server->output_layout);
 	wl_display_destroy(server->display);
 	server->display = NULL;
 }

@@ -281,6 +281,7 @@ static void
 handle_unmap(struct wl_listener *listener, void *data)
 {
 	struct cw_view *view = wl_container_of(listener, view, unmap);
+	wlr_log(WLR_INFO, "Unmapped toplevel '%s'", view->frame.title ? view->frame.title : "");
 	view->mapped = false;
 	wlr_scene_node_set_enabled(&view->tree->node, false);
 	cw_seat_view_gone(&view->server->seat, view);
@@ -473,11 +474,18 @@ create_toplevel(struct cw_server *server, struct wlr_xdg_surface *xdg_surface)
 	view->tree->node.data = view;
 	wlr_scene_node_set_enabled(&view->tree->node, false);
 
+	/*
+	 * Bottom to top: the client's surfaces, the frame, then popups. A
+	 * client may draw outside its window geometry (shadows); the frame is
+	 * drawn over that, so a window can never paint over its own frame.
+	 */
+	view->surface_node = wlr_scene_xdg_surface_create(&view->tree->node, xdg_surface);
 	struct cw_frame_colors colors;
 	cw_frame_default_colors(&colors);
 	cw_frame_init(&view->frame, &view->tree->node, &colors);
-	view->surface_node = wlr_scene_xdg_surface_create(&view->tree->node, xdg_surface);
-	xdg_surface->data = view->surface_node;
+	view->popups = wlr_scene_tree_create(&view->tree->node);
+	/* Popups of this toplevel attach to xdg_surface->data (see create_popup). */
+	xdg_surface->data = &view->popups->node;
 	cw_frame_set_title(&view->frame, xdg_surface->toplevel->title);
 
 	struct wlr_xdg_toplevel *toplevel = xdg_surface->toplevel;

@@ -17,7 +17,8 @@ struct cw_view {
 	struct wlr_xdg_surface *xdg_surface;
 	struct wlr_scene_tree *tree;         // frame + surfaces, at the content origin
 	struct wlr_scene_node *surface_node; // xdg surface tree, offset by its geometry
-	struct cw_frame frame;
+	struct cw_frame frame;               // above the surfaces: shadows cannot cover it
+	struct wlr_scene_tree *popups;       // above the frame, at the content origin
 
 	/* Layout position of the window geometry's top-left corner. */
 	int x, y;

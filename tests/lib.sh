@@ -136,3 +136,23 @@ compare_reference() {
 			fail "$1 differs from $ref (diff: $CW_ARTIFACTS/$2-diff.png)"
 	fi
 }
+
+CW_BACKGROUND=1d2b36
+CW_FRAME_ACTIVE=285577
+CW_FRAME_INACTIVE=3a3a3a
+CW_TITLE_HEIGHT=26 # title bar including the top border
+
+# wait_mapped TITLE: waits for crossway's "Mapped toplevel" line for TITLE
+# and sets WIN_W WIN_H WIN_X WIN_Y (content geometry in layout coordinates).
+wait_mapped() {
+	log="$CW_ARTIFACTS/crossway.log"
+	wait_for_line "$log" "Mapped toplevel '$1'"
+	line=$(grep "Mapped toplevel '$1'" "$log" | tail -n 1)
+	set -- $(echo "$line" | sed -E 's/.* ([0-9]+)x([0-9]+) at (-?[0-9]+),(-?[0-9]+)$/\1 \2 \3 \4/')
+	WIN_W=$1 WIN_H=$2 WIN_X=$3 WIN_Y=$4
+}
+
+# count_color IMAGE RRGGBB X,Y,W,H
+count_color() {
+	"$CW_IMGCMP" --count "$2" --tolerance 0 --region "$3" "$1"
+}
