@@ -210,11 +210,62 @@ handle_new_input(struct wl_listener *listener, void *data)
 	}
 }
 
+/*
+ * wlroots 0.15.1 allocates a wlr_keyboard for every virtual keyboard and
+ * never frees it: its keyboard destroy hook is empty. We free it ourselves,
+ * once wlroots is done with it (from an idle callback, or at shutdown).
+ */
+struct cw_orphaned_keyboard {
+	struct wl_list link; // cw_seat.orphaned_keyboards
+	struct cw_seat *seat;
+	struct wlr_keyboard *keyboard; // set once wlroots has dropped it
+	struct wl_listener destroy; // the virtual keyboard's
+};
+
+static void
+reap_orphaned_keyboards(void *data)
+{
+	struct cw_seat *seat = data;
+	seat->orphan_reaper = NULL;
+	struct cw_orphaned_keyboard *orphan, *tmp;
+	wl_list_for_each_safe(orphan, tmp, &seat->orphaned_keyboards, link) {
+		if (orphan->keyboard == NULL) {
+			continue; // its virtual keyboard still exists
+		}
+		wl_list_remove(&orphan->link);
+		free(orphan->keyboard);
+		free(orphan);
+	}
+}
+
+static void
+handle_virtual_keyboard_destroy(struct wl_listener *listener, void *data)
+{
+	struct cw_orphaned_keyboard *orphan = wl_container_of(listener, orphan, destroy);
+	struct wlr_virtual_keyboard_v1 *virtual_keyboard = data;
+	struct cw_seat *seat = orphan->seat;
+	wl_list_remove(&orphan->destroy.link);
+	wl_list_init(&orphan->destroy.link);
+	/* wlr_input_device_destroy still uses it right after this signal. */
+	orphan->keyboard = virtual_keyboard->input_device.keyboard;
+	if (seat->orphan_reaper == NULL) {
+		seat->orphan_reaper = wl_event_loop_add_idle(seat->server->event_loop,
+			reap_orphaned_keyboards, seat);
+	}
+}
+
 static void
 handle_new_virtual_keyboard(struct wl_listener *listener, void *data)
 {
 	struct cw_seat *seat = wl_container_of(listener, seat, new_virtual_keyboard);
 	struct wlr_virtual_keyboard_v1 *keyboard = data;
+	struct cw_orphaned_keyboard *orphan = calloc(1, sizeof(*orphan));
+	if (orphan != NULL) {
+		orphan->seat = seat;
+		orphan->destroy.notify = handle_virtual_keyboard_destroy;
+		wl_signal_add(&keyboard->events.destroy, &orphan->destroy);
+		wl_list_insert(&seat->orphaned_keyboards, &orphan->link);
+	}
 	add_keyboard(seat, &keyboard->input_device, false);
 }
 
@@ -317,6 +368,7 @@ cw_seat_init(struct cw_seat *seat, struct cw_server *server)
 	*seat = (struct cw_seat){0};
 	seat->server = server;
 	wl_list_init(&seat->keyboards);
+	wl_list_init(&seat->orphaned_keyboards);
 	seat->seat = wlr_seat_create(server->display, "seat0");
 	if (seat->seat == NULL || !cw_cursor_init(seat)) {
 		return false;
@@ -359,4 +411,15 @@ cw_seat_finish(struct cw_seat *seat)
 	wl_list_remove(&seat->request_start_drag.link);
 	wl_list_remove(&seat->start_drag.link);
 	cw_cursor_finish(seat);
+	/* Clients are gone by now, and with them every virtual keyboard. */
+	if (seat->orphan_reaper != NULL) {
+		wl_event_source_remove(seat->orphan_reaper);
+	}
+	reap_orphaned_keyboards(seat);
+	struct cw_orphaned_keyboard *orphan, *tmp;
+	wl_list_for_each_safe(orphan, tmp, &seat->orphaned_keyboards, link) {
+		wl_list_remove(&orphan->destroy.link);
+		wl_list_remove(&orphan->link);
+		free(orphan);
+	}
 }

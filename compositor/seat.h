@@ -36,6 +36,9 @@ struct cw_seat {
 	struct wlr_virtual_pointer_manager_v1 *virtual_pointer_manager;
 	struct wl_listener new_virtual_keyboard;
 	struct wl_listener new_virtual_pointer;
+	/* wlr_keyboards that wlroots 0.15 forgets to free (see seat.c). */
+	struct wl_list orphaned_keyboards; // cw_orphaned_keyboard.link
+	struct wl_event_source *orphan_reaper;
 
 	/* Interactive move/resize state. */
 	enum cw_cursor_mode cursor_mode;
