@@ -9,7 +9,7 @@ PACKAGES="
 	libinput-dev libxkbcommon-dev libegl-dev libdrm-dev libpng-dev
 	libcairo2-dev libpango1.0-dev fonts-dejavu-core
 	xcursor-themes
-	weston grim wayland-utils wl-clipboard xvfb
+	weston grim wayland-utils wl-clipboard wlr-randr xvfb
 "
 
 if [ "$(id -u)" -eq 0 ]; then

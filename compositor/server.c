@@ -180,12 +180,6 @@ cw_server_init(struct cw_server *server, const struct cw_options *options)
 		wlr_log(WLR_ERROR, "Cannot create the seat");
 		return false;
 	}
-	if (options->backend == CW_BACKEND_HEADLESS) {
-		for (size_t i = 0; i < options->size_count; i++) {
-			wlr_headless_add_output(server->headless_backend,
-				(unsigned)options->sizes[i].width, (unsigned)options->sizes[i].height);
-		}
-	}
 	server->globals_ready = true;
 	return true;
 }
@@ -209,6 +203,14 @@ cw_server_start(struct cw_server *server)
 	if (!wlr_backend_start(server->backend)) {
 		wlr_log(WLR_ERROR, "Cannot start the backend");
 		return NULL;
+	}
+	/* Added after the start so they appear, and are laid out, in order. */
+	const struct cw_options *options = server->options;
+	if (options->backend == CW_BACKEND_HEADLESS) {
+		for (size_t i = 0; i < options->size_count; i++) {
+			wlr_headless_add_output(server->headless_backend,
+				(unsigned)options->sizes[i].width, (unsigned)options->sizes[i].height);
+		}
 	}
 	if (wl_list_empty(&server->outputs)) {
 		wlr_log(WLR_INFO, "No output yet: waiting for one to appear");
