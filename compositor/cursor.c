@@ -1,6 +1,7 @@
 #include "cursor.h"
 
 #include <linux/input-event-codes.h>
+#include <math.h>
 #include <stdlib.h>
 #include <wlr/types/wlr_cursor.h>
 #include <wlr/types/wlr_idle.h>
@@ -73,17 +74,19 @@ static void
 process_move(struct cw_seat *seat)
 {
 	struct cw_view *view = seat->grabbed_view;
+	view->anchor_edges = 0;
 	cw_view_move_to(view,
-		seat->grab_geometry.x + (int)(seat->cursor->x - seat->grab_x),
-		seat->grab_geometry.y + (int)(seat->cursor->y - seat->grab_y));
+		seat->grab_geometry.x + (int)lround(seat->cursor->x - seat->grab_x),
+		seat->grab_geometry.y + (int)lround(seat->cursor->y - seat->grab_y));
 }
 
 static void
 process_resize(struct cw_seat *seat)
 {
 	struct wlr_box box = seat->grab_geometry;
-	int dx = (int)(seat->cursor->x - seat->grab_x);
-	int dy = (int)(seat->cursor->y - seat->grab_y);
+	/* Rounded: absolute devices land on fractions of a pixel. */
+	int dx = (int)lround(seat->cursor->x - seat->grab_x);
+	int dy = (int)lround(seat->cursor->y - seat->grab_y);
 	if (seat->resize_edges & WLR_EDGE_LEFT) {
 		box.width -= dx;
 	} else if (seat->resize_edges & WLR_EDGE_RIGHT) {
@@ -95,7 +98,8 @@ process_resize(struct cw_seat *seat)
 		box.height += dy;
 	}
 	/* The position follows on commit, once the client has the new size. */
-	cw_view_request_size(seat->grabbed_view, box.width, box.height);
+	uint32_t serial = cw_view_request_size(seat->grabbed_view, box.width, box.height);
+	cw_view_anchor_resize(seat->grabbed_view, seat->resize_edges, &seat->grab_geometry, serial);
 }
 
 static void

@@ -91,7 +91,7 @@ cw_view_move_to(struct cw_view *view, int x, int y)
 	wlr_scene_node_set_position(&view->tree->node, x, y);
 }
 
-void
+uint32_t
 cw_view_request_size(struct cw_view *view, int width, int height)
 {
 	/* Clients set their own limits; never ask for less than 1 pixel. */
@@ -108,13 +108,23 @@ cw_view_request_size(struct cw_view *view, int width, int height)
 	if (state->max_height > 0 && height > (int)state->max_height) {
 		height = (int)state->max_height;
 	}
-	wlr_xdg_toplevel_set_size(view->xdg_surface, width < 1 ? 1 : (uint32_t)width,
+	return wlr_xdg_toplevel_set_size(view->xdg_surface, width < 1 ? 1 : (uint32_t)width,
 		height < 1 ? 1 : (uint32_t)height);
+}
+
+void
+cw_view_anchor_resize(struct cw_view *view, uint32_t edges, const struct wlr_box *start,
+	uint32_t serial)
+{
+	view->anchor_edges = edges & (WLR_EDGE_LEFT | WLR_EDGE_TOP);
+	view->anchor_box = *start;
+	view->anchor_serial = serial;
 }
 
 static void
 save_geometry(struct cw_view *view)
 {
+	view->anchor_edges = 0;
 	struct wlr_xdg_toplevel *toplevel = view->xdg_surface->toplevel;
 	if (toplevel->current.maximized || toplevel->current.fullscreen || view->has_saved) {
 		return;
@@ -288,23 +298,28 @@ handle_unmap(struct wl_listener *listener, void *data)
 	cw_server_toplevel_unmapped(view->server);
 }
 
-/* Left and top resizes move the window: anchor the opposite edge. */
+/* Left and top resizes move the window: the opposite edge stays. */
 static void
-anchor_resize(struct cw_view *view, const struct wlr_box *old)
+apply_resize_anchor(struct cw_view *view)
 {
-	struct cw_seat *seat = &view->server->seat;
-	if (seat->grabbed_view != view || seat->cursor_mode != CW_CURSOR_RESIZE) {
+	if (view->anchor_edges == 0) {
 		return;
 	}
 	int x = view->x, y = view->y;
-	if (seat->resize_edges & WLR_EDGE_LEFT) {
-		x = seat->grab_geometry.x + seat->grab_geometry.width - view->geometry.width;
+	if (view->anchor_edges & WLR_EDGE_LEFT) {
+		x = view->anchor_box.x + view->anchor_box.width - view->geometry.width;
 	}
-	if (seat->resize_edges & WLR_EDGE_TOP) {
-		y = seat->grab_geometry.y + seat->grab_geometry.height - view->geometry.height;
+	if (view->anchor_edges & WLR_EDGE_TOP) {
+		y = view->anchor_box.y + view->anchor_box.height - view->geometry.height;
 	}
-	(void)old;
 	cw_view_move_to(view, x, y);
+	/* Done once the grab is over and the last size asked for has arrived. */
+	struct cw_seat *seat = &view->server->seat;
+	bool grabbing = seat->grabbed_view == view && seat->cursor_mode == CW_CURSOR_RESIZE;
+	int32_t behind = (int32_t)(view->anchor_serial - view->xdg_surface->current.configure_serial);
+	if (!grabbing && behind <= 0) {
+		view->anchor_edges = 0;
+	}
 }
 
 static void
@@ -319,8 +334,8 @@ handle_commit(struct wl_listener *listener, void *data)
 	/* The xdg scene node offsets the surface by the geometry itself. */
 	if (old.width != view->geometry.width || old.height != view->geometry.height) {
 		cw_frame_set_size(&view->frame, view->geometry.width, view->geometry.height);
-		anchor_resize(view, &old);
 	}
+	apply_resize_anchor(view);
 }
 
 static void

@@ -27,6 +27,14 @@ struct cw_view {
 	bool mapped;
 	bool decorated;      // crossway draws the frame
 	bool placed;         // received an initial position
+	/*
+	 * An interactive resize from the left or top moves the window: the
+	 * opposite edges of anchor_box stay put until the client has committed
+	 * the size asked for with anchor_serial.
+	 */
+	uint32_t anchor_edges; // enum wlr_edges, 0 when not anchored
+	struct wlr_box anchor_box;
+	uint32_t anchor_serial;
 	/* Geometry to return to after maximize/fullscreen. */
 	struct wlr_box saved;
 	bool has_saved;
@@ -53,8 +61,11 @@ struct cw_view *cw_view_from_node(struct wlr_scene_node *node);
 void cw_view_set_activated(struct cw_view *view, bool activated);
 void cw_view_raise(struct cw_view *view);
 void cw_view_move_to(struct cw_view *view, int x, int y);
-/* Asks the client for a new size of its window geometry. */
-void cw_view_request_size(struct cw_view *view, int width, int height);
+/* Asks the client for a new size of its window geometry; returns the serial. */
+uint32_t cw_view_request_size(struct cw_view *view, int width, int height);
+/* An interactive resize asked for a size: keep the edges opposite to `edges`. */
+void cw_view_anchor_resize(struct cw_view *view, uint32_t edges, const struct wlr_box *start,
+	uint32_t serial);
 void cw_view_set_maximized(struct cw_view *view, bool maximized);
 void cw_view_set_fullscreen(struct cw_view *view, bool fullscreen);
 void cw_view_close(struct cw_view *view);

@@ -101,9 +101,39 @@ client_out() {
 	echo "$CW_ARTIFACTS/$1.out"
 }
 
-# input COMMANDS...: one cw-input run (it roundtrips after each command).
+# start_input: one long-lived virtual pointer and keyboard (cw-input --stdin),
+# like real devices that stay plugged in. Commands go through input().
+start_input() {
+	fifo="$CW_ARTIFACTS/input.fifo"
+	rm -f "$fifo"
+	mkfifo "$fifo"
+	"$CW_INPUT" --extent "$CW_EXTENT" --stdin <"$fifo" >"$CW_ARTIFACTS/input.out" \
+		2>"$CW_ARTIFACTS/input.err" &
+	INPUT_PID=$!
+	exec 3>"$fifo"
+	INPUT_SENT=0
+}
+
+# input COMMANDS...: sends each command and waits until crossway has
+# processed all of them (cw-input answers "ok" after a roundtrip).
 input() {
-	"$CW_INPUT" --extent "$CW_EXTENT" "$@" || fail "cw-input $* failed"
+	for command in "$@"; do
+		echo "$command" >&3
+		INPUT_SENT=$((INPUT_SENT + 1))
+	done
+	deadline=$(( $(date +%s) + CW_WAIT_SECONDS ))
+	while [ "$(grep -c '^ok$' "$CW_ARTIFACTS/input.out")" -lt "$INPUT_SENT" ]; do
+		if ! kill -0 "$INPUT_PID" 2>/dev/null || [ "$(date +%s)" -ge "$deadline" ]; then
+			cat "$CW_ARTIFACTS/input.err" >&2
+			fail "cw-input did not process: $*"
+		fi
+		sleep 0.02
+	done
+}
+
+stop_input() {
+	exec 3>&-
+	wait "$INPUT_PID" || fail "cw-input exited with an error: $(cat "$CW_ARTIFACTS/input.err")"
 }
 
 # screenshot NAME: a grim capture of the whole layout, without cursor.

@@ -84,6 +84,7 @@ struct input {
 	struct command *commands;
 	size_t command_count;
 	bool need_pointer, need_keyboard;
+	bool from_stdin; /* --stdin: commands arrive one per line, answered "ok" */
 
 	struct keyboard_model kb;
 
@@ -115,7 +116,10 @@ static void usage(FILE *out)
 {
 	fprintf(out,
 		"usage: " PROG " [--extent WxH] COMMAND...\n"
+		"       " PROG " [--extent WxH] --stdin\n"
 		"Each COMMAND is one argument, for example: " PROG " 'move 10 20' 'click left'\n"
+		"With --stdin the devices stay for the whole run: commands are read one per\n"
+		"line, and \"ok\" is printed once the compositor has processed each one.\n"
 		"  move X Y            absolute motion within the extent (default 1024x768)\n"
 		"  rel DX DY           relative motion\n"
 		"  down|up|click BTN   BTN is left, right or middle\n"
@@ -539,6 +543,8 @@ static int parse_arguments(struct input *input, int argc, char **argv)
 		} else if (strcmp(argv[i], "--help") == 0) {
 			usage(stdout);
 			return 1;
+		} else if (strcmp(argv[i], "--stdin") == 0) {
+			input->from_stdin = true;
 		} else if (strcmp(argv[i], "--extent") == 0 && i + 1 < argc) {
 			if (!parse_extent(argv[++i], &input->extent_w, &input->extent_h)) {
 				error_msg("--extent expects WxH with 1 <= W,H <= %u, got '%s'",
@@ -550,6 +556,16 @@ static int parse_arguments(struct input *input, int argc, char **argv)
 			usage(stderr);
 			return 2;
 		}
+	}
+	if (input->from_stdin) {
+		if (i != argc) {
+			error_msg("--stdin takes no command arguments");
+			return 2;
+		}
+		/* Both devices exist from the start, as real ones would. */
+		input->need_pointer = true;
+		input->need_keyboard = true;
+		return 0;
 	}
 	if (i == argc) {
 		error_msg("no commands given");
@@ -871,6 +887,37 @@ static bool run_commands(struct input *input)
 	return true;
 }
 
+/* --stdin: one command per line until end of input. */
+static bool run_stdin_commands(struct input *input)
+{
+	char line[256];
+
+	while (fgets(line, sizeof(line), stdin) != NULL) {
+		size_t len = strlen(line);
+		if (len > 0 && line[len - 1] == '\n') {
+			line[--len] = '\0';
+		} else if (!feof(stdin)) {
+			error_msg("command line too long");
+			return false;
+		}
+		if (len == 0) {
+			continue;
+		}
+		struct command cmd;
+		if (!parse_command(input, line, &cmd)) {
+			return false;
+		}
+		perform(input, &cmd);
+		if (!roundtrip(input)) {
+			error_msg("while running '%s'", line);
+			return false;
+		}
+		printf("ok\n");
+		fflush(stdout);
+	}
+	return true;
+}
+
 /* Nothing may stay pressed once we go: the seat would keep it forever. */
 static bool release_everything(struct input *input)
 {
@@ -943,7 +990,7 @@ int main(int argc, char **argv)
 	}
 	status = parse_arguments(&input, argc, argv);
 	if (status == 0 && connect_display(&input)) {
-		ok = run_commands(&input);
+		ok = input.from_stdin ? run_stdin_commands(&input) : run_commands(&input);
 		/* Release even after a failed command, if the link still works. */
 		if (wl_display_get_error(input.display) == 0 && !release_everything(&input)) {
 			ok = false;

@@ -57,9 +57,13 @@ if [ "${CW_INSIDE:-}" = 1 ]; then
 	expect_pixel "$shot" 402 180 "$CW_FRAME_ACTIVE"   # B's title bar
 	expect_pixel "$shot" 380 150 "$CW_FRAME_INACTIVE" # A's title bar
 
-	# Typing goes to the focused window only.
+	# A keyboard appears: the focused window gets it.
 	mark A
 	mark B
+	start_input
+	wait_for_line "$(client_out B)" '^keyboard-enter$'
+
+	# Typing goes to the focused window only.
 	input "type hi"
 	wait_for_line "$(client_out B)" '^key 23 i released$'
 	expect_since_mark B '^key 35 h pressed$'
@@ -119,6 +123,7 @@ if [ "${CW_INSIDE:-}" = 1 ]; then
 	wait_for_line "$CW_ARTIFACTS/crossway.log" "Unmapped toplevel 'A'"
 	# B is the only window left, and has the focus back.
 	wait_for_line "$(client_out B)" '^keyboard-enter$'
+	stop_input
 	kill "$CLIENT_PID_B"
 	exit 0
 fi
