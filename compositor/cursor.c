@@ -413,13 +413,7 @@ deactivate_constraint(struct cw_seat *seat)
 	/* A lock may leave a hint where the client wants the pointer to be. */
 	if (constraint->type == WLR_POINTER_CONSTRAINT_V1_LOCKED &&
 			constraint->current.committed & WLR_POINTER_CONSTRAINT_V1_STATE_CURSOR_HINT) {
-		struct cw_view *view = NULL, *candidate;
-		wl_list_for_each(candidate, &seat->server->views, link) {
-			if (candidate->xdg_surface->surface == constraint->surface) {
-				view = candidate;
-				break;
-			}
-		}
+		struct cw_view *view = cw_view_from_surface(seat->server, constraint->surface);
 		if (view != NULL) {
 			wlr_cursor_warp(seat->cursor, NULL,
 				view->x - view->geometry.x + constraint->current.cursor_hint.x,

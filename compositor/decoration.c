@@ -15,18 +15,6 @@ struct cw_xdg_decoration {
 	struct wl_listener destroy;
 };
 
-static struct cw_view *
-view_for_surface(struct cw_server *server, struct wlr_surface *surface)
-{
-	struct cw_view *view;
-	wl_list_for_each(view, &server->views, link) {
-		if (view->xdg_surface->surface == surface) {
-			return view;
-		}
-	}
-	return NULL;
-}
-
 static void
 apply_mode(struct cw_server *server, struct wlr_xdg_toplevel_decoration_v1 *decoration)
 {
@@ -39,7 +27,7 @@ apply_mode(struct cw_server *server, struct wlr_xdg_toplevel_decoration_v1 *deco
 		return;
 	}
 	wlr_xdg_toplevel_decoration_v1_set_mode(decoration, mode);
-	struct cw_view *view = view_for_surface(server, decoration->surface->surface);
+	struct cw_view *view = cw_view_from_surface(server, decoration->surface->surface);
 	if (view != NULL) {
 		cw_view_set_decorated(view, mode == WLR_XDG_TOPLEVEL_DECORATION_V1_MODE_SERVER_SIDE);
 	}

@@ -42,14 +42,10 @@ void
 cw_seat_focus_view(struct cw_seat *seat, struct cw_view *view)
 {
 	struct wlr_surface *previous = seat->seat->keyboard_state.focused_surface;
+	struct cw_view *previous_view = cw_view_from_surface(seat->server, previous);
 	if (view == NULL) {
-		if (previous != NULL) {
-			struct cw_view *old;
-			wl_list_for_each(old, &seat->server->views, link) {
-				if (old->xdg_surface->surface == previous) {
-					cw_view_set_activated(old, false);
-				}
-			}
+		if (previous_view != NULL) {
+			cw_view_set_activated(previous_view, false);
 		}
 		wlr_seat_keyboard_notify_clear_focus(seat->seat);
 		cw_cursor_update_constraint(seat);
@@ -60,11 +56,8 @@ cw_seat_focus_view(struct cw_seat *seat, struct cw_view *view)
 	if (previous == surface) {
 		return;
 	}
-	struct cw_view *other;
-	wl_list_for_each(other, &seat->server->views, link) {
-		if (other != view && other->xdg_surface->surface == previous) {
-			cw_view_set_activated(other, false);
-		}
+	if (previous_view != NULL) {
+		cw_view_set_activated(previous_view, false);
 	}
 	cw_view_set_activated(view, true);
 	struct wlr_keyboard *keyboard = wlr_seat_get_keyboard(seat->seat);

@@ -74,12 +74,9 @@ handle_request_activate(struct wl_listener *listener, void *data)
 	if (event->token->seat != NULL && event->token->seat != server->seat.seat) {
 		return;
 	}
-	struct cw_view *view;
-	wl_list_for_each(view, &server->views, link) {
-		if (view->xdg_surface->surface == event->surface && view->mapped) {
-			cw_seat_focus_view(&server->seat, view);
-			return;
-		}
+	struct cw_view *view = cw_view_from_surface(server, event->surface);
+	if (view != NULL && view->mapped) {
+		cw_seat_focus_view(&server->seat, view);
 	}
 }
 

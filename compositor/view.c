@@ -16,6 +16,21 @@
 #define CW_MIN_VISIBLE 48
 
 struct cw_view *
+cw_view_from_surface(struct cw_server *server, struct wlr_surface *surface)
+{
+	if (surface == NULL) {
+		return NULL;
+	}
+	struct cw_view *view;
+	wl_list_for_each(view, &server->views, link) {
+		if (view->xdg_surface->surface == surface) {
+			return view;
+		}
+	}
+	return NULL;
+}
+
+struct cw_view *
 cw_view_from_node(struct wlr_scene_node *node)
 {
 	/* Only the view's own tree carries the view in node->data. */

@@ -55,6 +55,9 @@ struct cw_view {
 /* Handles wlr_xdg_shell.events.new_surface. */
 void cw_view_handle_new_xdg_surface(struct wl_listener *listener, void *data);
 
+/* The view of an xdg toplevel's wl_surface, or NULL. */
+struct cw_view *cw_view_from_surface(struct cw_server *server, struct wlr_surface *surface);
+
 /* The view whose scene tree contains node, or NULL. */
 struct cw_view *cw_view_from_node(struct wlr_scene_node *node);
 

@@ -223,6 +223,20 @@ static bool parse_size(const char *s, int *width, int *height)
 	return parse_dimension(&s, height) && *s == '\0';
 }
 
+static bool takes_value(const char *option)
+{
+	static const char *const with_value[] = {
+		"--color", "--size", "--title", "--app-id", "--decoration", "--subsurface",
+	};
+
+	for (size_t i = 0; i < sizeof(with_value) / sizeof(with_value[0]); i++) {
+		if (strcmp(option, with_value[i]) == 0) {
+			return true;
+		}
+	}
+	return false;
+}
+
 /* Returns 0 to continue, 1 after --help, 2 on a usage error. */
 static int parse_options(int argc, char **argv, struct options *opt)
 {
@@ -237,15 +251,9 @@ static int parse_options(int argc, char **argv, struct options *opt)
 
 	for (int i = 1; i < argc; i++) {
 		const char *arg = argv[i];
-		bool takes_value = strcmp(arg, "--color") == 0 ||
-			strcmp(arg, "--size") == 0 ||
-			strcmp(arg, "--title") == 0 ||
-			strcmp(arg, "--app-id") == 0 ||
-			strcmp(arg, "--decoration") == 0 ||
-			strcmp(arg, "--subsurface") == 0;
-		const char *value = NULL;
+		const char *value = "";
 
-		if (takes_value) {
+		if (takes_value(arg)) {
 			if (i + 1 >= argc) {
 				fprintf(stderr, PROG ": option %s needs a value\n", arg);
 				return 2;
