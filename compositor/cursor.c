@@ -67,7 +67,17 @@ cursor_name_for_edges(uint32_t edges)
 static void
 set_cursor_image(struct cw_seat *seat, const char *name)
 {
-	wlr_xcursor_manager_set_cursor_image(seat->xcursor_manager, name, seat->cursor);
+	if (seat->cursor_shown) {
+		wlr_xcursor_manager_set_cursor_image(seat->xcursor_manager, name, seat->cursor);
+	}
+}
+
+/* A pointer device was used: from now on the cursor is drawn. */
+static void
+note_pointer_activity(struct cw_seat *seat)
+{
+	wlr_idle_notify_activity(seat->server->idle, seat->seat);
+	seat->cursor_shown = true;
 }
 
 static void
@@ -187,7 +197,7 @@ handle_motion(struct wl_listener *listener, void *data)
 {
 	struct cw_seat *seat = wl_container_of(listener, seat, cursor_motion);
 	struct wlr_event_pointer_motion *event = data;
-	wlr_idle_notify_activity(seat->server->idle, seat->seat);
+	note_pointer_activity(seat);
 	wlr_relative_pointer_manager_v1_send_relative_motion(seat->relative_pointer_manager,
 		seat->seat, (uint64_t)event->time_msec * 1000, event->delta_x, event->delta_y,
 		event->unaccel_dx, event->unaccel_dy);
@@ -209,7 +219,7 @@ handle_motion_absolute(struct wl_listener *listener, void *data)
 {
 	struct cw_seat *seat = wl_container_of(listener, seat, cursor_motion_absolute);
 	struct wlr_event_pointer_motion_absolute *event = data;
-	wlr_idle_notify_activity(seat->server->idle, seat->seat);
+	note_pointer_activity(seat);
 	double lx, ly;
 	wlr_cursor_absolute_to_layout_coords(seat->cursor, event->device, event->x, event->y, &lx, &ly);
 	double dx = lx - seat->cursor->x, dy = ly - seat->cursor->y;
@@ -238,8 +248,8 @@ static uint32_t
 nearest_corner(struct cw_view *view, double lx, double ly)
 {
 	uint32_t edges = 0;
-	edges |= lx < view->x + view->geometry.width / 2.0 ? WLR_EDGE_LEFT : WLR_EDGE_RIGHT;
-	edges |= ly < view->y + view->geometry.height / 2.0 ? WLR_EDGE_TOP : WLR_EDGE_BOTTOM;
+	edges |= lx < view->x + view->width / 2.0 ? WLR_EDGE_LEFT : WLR_EDGE_RIGHT;
+	edges |= ly < view->y + view->height / 2.0 ? WLR_EDGE_TOP : WLR_EDGE_BOTTOM;
 	return edges;
 }
 
@@ -247,24 +257,21 @@ void
 cw_seat_begin_grab(struct cw_seat *seat, struct cw_view *view,
 	enum cw_cursor_mode mode, uint32_t edges)
 {
-	struct wlr_xdg_toplevel *toplevel = view->xdg_surface->toplevel;
-	if (mode != CW_CURSOR_CLOSE_PRESS &&
-			(toplevel->current.fullscreen || toplevel->current.maximized)) {
+	if (mode != CW_CURSOR_CLOSE_PRESS && (view->fullscreen || view->maximized)) {
 		return; // a maximized or fullscreen window stays where it is
 	}
 	seat->cursor_mode = mode;
 	seat->grabbed_view = view;
 	seat->grab_x = seat->cursor->x;
 	seat->grab_y = seat->cursor->y;
-	seat->grab_geometry = (struct wlr_box){view->x, view->y,
-		view->geometry.width, view->geometry.height};
+	seat->grab_geometry = (struct wlr_box){view->x, view->y, view->width, view->height};
 	seat->resize_edges = edges;
 	/* The client must not see motion while crossway owns the pointer. */
 	wlr_seat_pointer_clear_focus(seat->seat);
 	if (mode == CW_CURSOR_MOVE) {
 		set_cursor_image(seat, "grabbing");
 	} else if (mode == CW_CURSOR_RESIZE) {
-		wlr_xdg_toplevel_set_resizing(view->xdg_surface, true);
+		cw_view_set_resizing(view, true);
 		set_cursor_image(seat, cursor_name_for_edges(edges));
 	}
 }
@@ -274,7 +281,7 @@ end_grab(struct cw_seat *seat)
 {
 	struct cw_view *view = seat->grabbed_view;
 	if (view != NULL && seat->cursor_mode == CW_CURSOR_RESIZE) {
-		wlr_xdg_toplevel_set_resizing(view->xdg_surface, false);
+		cw_view_set_resizing(view, false);
 	}
 	if (view != NULL && seat->cursor_mode == CW_CURSOR_CLOSE_PRESS) {
 		struct hit hit = hit_test(seat, seat->cursor->x, seat->cursor->y);
@@ -295,7 +302,7 @@ cw_seat_view_gone(struct cw_seat *seat, struct cw_view *view)
 		seat->grabbed_view = NULL;
 	}
 	struct wlr_surface *focused = seat->seat->keyboard_state.focused_surface;
-	if (focused != NULL && focused == view->xdg_surface->surface) {
+	if (focused != NULL && focused == view->surface) {
 		/* Hand the focus to the next window on the stack. */
 		struct cw_view *next = NULL, *candidate;
 		wl_list_for_each(candidate, &seat->server->views, link) {
@@ -352,7 +359,7 @@ handle_button(struct wl_listener *listener, void *data)
 {
 	struct cw_seat *seat = wl_container_of(listener, seat, cursor_button);
 	struct wlr_event_pointer_button *event = data;
-	wlr_idle_notify_activity(seat->server->idle, seat->seat);
+	note_pointer_activity(seat);
 	if (event->state == WLR_BUTTON_RELEASED) {
 		if (seat->cursor_mode != CW_CURSOR_PASSTHROUGH) {
 			end_grab(seat);
@@ -394,7 +401,7 @@ handle_request_set_cursor(struct wl_listener *listener, void *data)
 	struct wlr_seat_pointer_request_set_cursor_event *event = data;
 	/* Only the client under the pointer may change it, and not during a grab. */
 	if (event->seat_client != seat->seat->pointer_state.focused_client ||
-			seat->cursor_mode != CW_CURSOR_PASSTHROUGH) {
+			seat->cursor_mode != CW_CURSOR_PASSTHROUGH || !seat->cursor_shown) {
 		return;
 	}
 	wlr_cursor_set_surface(seat->cursor, event->surface, event->hotspot_x, event->hotspot_y);
@@ -416,8 +423,8 @@ deactivate_constraint(struct cw_seat *seat)
 		struct cw_view *view = cw_view_from_surface(seat->server, constraint->surface);
 		if (view != NULL) {
 			wlr_cursor_warp(seat->cursor, NULL,
-				view->x - view->geometry.x + constraint->current.cursor_hint.x,
-				view->y - view->geometry.y + constraint->current.cursor_hint.y);
+				view->x + view->surface_dx + constraint->current.cursor_hint.x,
+				view->y + view->surface_dy + constraint->current.cursor_hint.y);
 		}
 	}
 	wlr_pointer_constraint_v1_send_deactivated(constraint);

@@ -7,6 +7,7 @@
 
 #include "server.h"
 #include "view.h"
+#include "xdg_view.h"
 
 /* One xdg-decoration object; it lives as long as the client keeps it. */
 struct cw_xdg_decoration {
@@ -27,7 +28,7 @@ apply_mode(struct cw_server *server, struct wlr_xdg_toplevel_decoration_v1 *deco
 		return;
 	}
 	wlr_xdg_toplevel_decoration_v1_set_mode(decoration, mode);
-	struct cw_view *view = cw_view_from_surface(server, decoration->surface->surface);
+	struct cw_view *view = cw_xdg_view_from_xdg_surface(decoration->surface);
 	if (view != NULL) {
 		cw_view_set_decorated(view, mode == WLR_XDG_TOPLEVEL_DECORATION_V1_MODE_SERVER_SIDE);
 	}

@@ -52,8 +52,8 @@ cw_seat_focus_view(struct cw_seat *seat, struct cw_view *view)
 		return;
 	}
 	cw_view_raise(view);
-	struct wlr_surface *surface = view->xdg_surface->surface;
-	if (previous == surface) {
+	struct wlr_surface *surface = view->surface;
+	if (previous == surface && surface != NULL) {
 		return;
 	}
 	if (previous_view != NULL) {

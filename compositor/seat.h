@@ -40,6 +40,9 @@ struct cw_seat {
 	struct wl_list orphaned_keyboards; // cw_orphaned_keyboard.link
 	struct wl_event_source *orphan_reaper;
 
+	/* No cursor is drawn until a pointer device has moved it (headless CI). */
+	bool cursor_shown;
+
 	/* Interactive move/resize state. */
 	enum cw_cursor_mode cursor_mode;
 	struct cw_view *grabbed_view;

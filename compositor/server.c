@@ -21,6 +21,7 @@
 #include "decoration.h"
 #include "output.h"
 #include "view.h"
+#include "xdg_view.h"
 
 /* One client's idle inhibitor: while any exists, the session never idles. */
 struct cw_idle_inhibitor {
@@ -160,7 +161,7 @@ cw_server_init(struct cw_server *server, const struct cw_options *options)
 	cw_output_manager_init(server);
 
 	server->xdg_shell = wlr_xdg_shell_create(server->display);
-	server->new_xdg_surface.notify = cw_view_handle_new_xdg_surface;
+	server->new_xdg_surface.notify = cw_xdg_view_handle_new_surface;
 	wl_signal_add(&server->xdg_shell->events.new_surface, &server->new_xdg_surface);
 	cw_decoration_init(server);
 

@@ -1,0 +1,32 @@
+#ifndef CW_XDG_VIEW_H
+#define CW_XDG_VIEW_H
+
+#include <wayland-server-core.h>
+#include <wlr/types/wlr_xdg_shell.h>
+
+#include "view.h"
+
+/* A Wayland client's xdg toplevel as a crossway window. */
+struct cw_xdg_view {
+	struct cw_view base;
+	struct wlr_xdg_surface *xdg_surface;
+	struct wlr_box geometry; // window geometry last seen on commit
+
+	struct wl_listener map;
+	struct wl_listener unmap;
+	struct wl_listener destroy;
+	struct wl_listener commit;
+	struct wl_listener request_move;
+	struct wl_listener request_resize;
+	struct wl_listener request_maximize;
+	struct wl_listener request_fullscreen;
+	struct wl_listener set_title;
+	struct wl_listener set_app_id;
+};
+
+/* Handles wlr_xdg_shell.events.new_surface (toplevels and popups). */
+void cw_xdg_view_handle_new_surface(struct wl_listener *listener, void *data);
+/* The view of an xdg toplevel, mapped or not, or NULL. */
+struct cw_view *cw_xdg_view_from_xdg_surface(struct wlr_xdg_surface *xdg_surface);
+
+#endif
