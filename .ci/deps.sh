@@ -7,7 +7,7 @@ PACKAGES="
 	meson ninja-build pkg-config gcc libc6-dev
 	libwlroots-dev libwayland-dev wayland-protocols libpixman-1-dev
 	libinput-dev libxkbcommon-dev libegl-dev libdrm-dev libpng-dev
-	libcairo2-dev libpango1.0-dev fonts-dejavu-core libegl-mesa0 libgl1-mesa-dri
+	libcairo2-dev libpango1.0-dev fonts-dejavu-core libegl-mesa0 libgl1-mesa-dri edid-decode
 	xcursor-themes
 	weston grim wayland-utils wl-clipboard wlr-randr xvfb
 "

@@ -17,6 +17,7 @@
 #include "seat.h"
 #include "server.h"
 #include "view.h"
+#include "vm.h"
 
 #define CW_DEFAULT_CURSOR "left_ptr"
 
@@ -122,7 +123,12 @@ process_passthrough(struct cw_seat *seat, uint32_t time_msec)
 			name = cursor_name_for_edges(cw_frame_edges_at(&hit.view->frame,
 				seat->cursor->x - hit.view->x, seat->cursor->y - hit.view->y));
 		}
-		set_cursor_image(seat, name);
+		/* Over a VM's display the guest's own cursor shows, if it has one. */
+		bool guest_cursor = hit.view != NULL && hit.part == CW_FRAME_NONE &&
+			seat->cursor_shown && cw_vm_view_set_cursor(hit.view);
+		if (!guest_cursor) {
+			set_cursor_image(seat, name);
+		}
 		wlr_seat_pointer_clear_focus(seat->seat);
 		return;
 	}
@@ -301,8 +307,8 @@ cw_seat_view_gone(struct cw_seat *seat, struct cw_view *view)
 		seat->cursor_mode = CW_CURSOR_PASSTHROUGH;
 		seat->grabbed_view = NULL;
 	}
-	struct wlr_surface *focused = seat->seat->keyboard_state.focused_surface;
-	if (focused != NULL && focused == view->surface) {
+	if (seat->focused_view == view) {
+		seat->focused_view = NULL; // not active any more: do not deactivate later
 		/* Hand the focus to the next window on the stack. */
 		struct cw_view *next = NULL, *candidate;
 		wl_list_for_each(candidate, &seat->server->views, link) {
@@ -311,7 +317,12 @@ cw_seat_view_gone(struct cw_seat *seat, struct cw_view *view)
 				break;
 			}
 		}
-		cw_seat_focus_view(seat, next);
+		if (next != NULL) {
+			cw_seat_focus_view(seat, next);
+		} else {
+			wlr_seat_keyboard_notify_clear_focus(seat->seat);
+			cw_cursor_update_constraint(seat);
+		}
 	}
 }
 

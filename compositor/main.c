@@ -15,6 +15,8 @@
 
 #include "options.h"
 #include "server.h"
+#include "vm.h"
+#include "vm_config.h"
 
 #ifndef CW_VERSION
 #define CW_VERSION "unknown"
@@ -76,6 +78,25 @@ spawn_startup_command(const char *command)
 	return pid;
 }
 
+/* The config file's VMs, then those of --vm. */
+static bool
+load_vm_config(const struct cw_options *options, struct cw_vm_config_list *vms)
+{
+	char error[512];
+	char *path = options->vm_config_path != NULL ? strdup(options->vm_config_path) :
+		cw_vm_config_default_path();
+	bool ok = path == NULL || cw_vm_config_load_file(vms, path, error, sizeof(error));
+	free(path);
+	for (size_t i = 0; ok && i < options->vm_spec_count; i++) {
+		ok = cw_vm_config_add(vms, options->vm_specs[i], error, sizeof(error));
+	}
+	if (!ok) {
+		fprintf(stderr, "crossway: %s\n", error);
+		cw_vm_config_list_finish(vms);
+	}
+	return ok;
+}
+
 int
 main(int argc, char *argv[])
 {
@@ -99,9 +120,16 @@ main(int argc, char *argv[])
 		return 1;
 	}
 
+	struct cw_vm_config_list vms = {0};
+	if (!load_vm_config(&options, &vms)) {
+		return 2;
+	}
 	struct cw_server server;
 	int code = 1;
 	if (!cw_server_init(&server, &options)) {
+		goto out;
+	}
+	if (!cw_vms_init(&server, &vms)) {
 		goto out;
 	}
 	struct wl_event_loop *loop = server.event_loop;
@@ -142,5 +170,6 @@ out_sources:
 	}
 out:
 	cw_server_finish(&server);
+	cw_vm_config_list_finish(&vms);
 	return code;
 }

@@ -74,6 +74,8 @@ enum {
 	OPT_SCREENSHOT,
 	OPT_SCREENSHOT_AFTER,
 	OPT_EXIT_WITH_CHILD,
+	OPT_VM,
+	OPT_VM_CONFIG,
 };
 
 static const struct option long_options[] = {
@@ -84,6 +86,8 @@ static const struct option long_options[] = {
 	{"screenshot", required_argument, NULL, OPT_SCREENSHOT},
 	{"screenshot-after", required_argument, NULL, OPT_SCREENSHOT_AFTER},
 	{"exit-with-child", no_argument, NULL, OPT_EXIT_WITH_CHILD},
+	{"vm", required_argument, NULL, OPT_VM},
+	{"vm-config", required_argument, NULL, OPT_VM_CONFIG},
 	{"verbose", no_argument, NULL, 'v'},
 	{"help", no_argument, NULL, 'h'},
 	{"version", no_argument, NULL, 'V'},
@@ -135,6 +139,16 @@ cw_options_parse(struct cw_options *opts, int argc, char *argv[],
 		case OPT_EXIT_WITH_CHILD:
 			opts->exit_with_startup_cmd = true;
 			break;
+		case OPT_VM:
+			if (opts->vm_spec_count >= CW_MAX_VM_SPECS) {
+				snprintf(err, err_size, "--vm: at most %d VMs", CW_MAX_VM_SPECS);
+				return false;
+			}
+			opts->vm_specs[opts->vm_spec_count++] = optarg;
+			break;
+		case OPT_VM_CONFIG:
+			opts->vm_config_path = optarg;
+			break;
 		case 'v':
 			opts->verbose = true;
 			break;
@@ -177,6 +191,9 @@ cw_options_print_usage(const char *prog)
 		"  --socket NAME           Wayland socket name (default: first free wayland-N)\n"
 		"  -s, --startup CMD       run CMD (with /bin/sh -c) once crossway is ready\n"
 		"  --exit-with-child       exit when the startup command exits\n"
+		"  --vm NAME=SOCKET[,color=#RRGGBB][,outputs=N][,max-resources=N][,max-memory=MiB]\n"
+		"                          serve a VM's virtio-gpu over vhost-user on SOCKET (repeatable)\n"
+		"  --vm-config PATH        VMs, one spec per line (default $XDG_CONFIG_HOME/crossway/vms.conf)\n"
 		"  --screenshot PATH       write a PNG of the first output and exit, once\n"
 		"  --screenshot-after N    ... N toplevels are mapped and drawn (default 1)\n"
 		"  -v, --verbose           debug logging\n"

@@ -5,6 +5,7 @@
 #include <stddef.h>
 
 #define CW_MAX_HEADLESS_OUTPUTS 8
+#define CW_MAX_VM_SPECS 16
 
 enum cw_backend_choice {
 	CW_BACKEND_AUTO = 0, // wlroots picks: DRM+libinput, Wayland or X11
@@ -25,6 +26,9 @@ struct cw_options {
 	const char *screenshot_path;  // --screenshot
 	int screenshot_after;         // toplevels mapped before the shot
 	bool exit_with_startup_cmd;   // --exit-with-child
+	const char *vm_specs[CW_MAX_VM_SPECS]; // --vm NAME=SOCKET[,...], checked later
+	size_t vm_spec_count;
+	const char *vm_config_path;   // --vm-config; NULL: the default file
 	bool verbose;
 	bool show_help;
 	bool show_version;

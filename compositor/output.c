@@ -11,6 +11,7 @@
 #include "screenshot.h"
 #include "server.h"
 #include "view.h"
+#include "vm.h"
 
 static bool
 screenshot_due(struct cw_server *server)
@@ -43,6 +44,7 @@ handle_frame(struct wl_listener *listener, void *data)
 {
 	struct cw_output *output = wl_container_of(listener, output, frame);
 	wlr_scene_output_commit(output->scene_output);
+	cw_vms_frame_presented(output->server);
 	if (screenshot_due(output->server)) {
 		take_pending_screenshot(output);
 	}

@@ -41,31 +41,30 @@ update_capabilities(struct cw_seat *seat)
 void
 cw_seat_focus_view(struct cw_seat *seat, struct cw_view *view)
 {
-	struct wlr_surface *previous = seat->seat->keyboard_state.focused_surface;
-	struct cw_view *previous_view = cw_view_from_surface(seat->server, previous);
-	if (view == NULL) {
-		if (previous_view != NULL) {
-			cw_view_set_activated(previous_view, false);
-		}
+	if (view != NULL) {
+		cw_view_raise(view);
+	}
+	if (view == seat->focused_view) {
+		return;
+	}
+	if (seat->focused_view != NULL) {
+		cw_view_set_activated(seat->focused_view, false);
+	}
+	seat->focused_view = view;
+	if (view == NULL || view->surface == NULL) {
+		/* No window, or one that is not a Wayland client (a VM's display). */
 		wlr_seat_keyboard_notify_clear_focus(seat->seat);
-		cw_cursor_update_constraint(seat);
-		return;
-	}
-	cw_view_raise(view);
-	struct wlr_surface *surface = view->surface;
-	if (previous == surface && surface != NULL) {
-		return;
-	}
-	if (previous_view != NULL) {
-		cw_view_set_activated(previous_view, false);
-	}
-	cw_view_set_activated(view, true);
-	struct wlr_keyboard *keyboard = wlr_seat_get_keyboard(seat->seat);
-	if (keyboard != NULL) {
-		wlr_seat_keyboard_notify_enter(seat->seat, surface, keyboard->keycodes,
-			keyboard->num_keycodes, &keyboard->modifiers);
 	} else {
-		wlr_seat_keyboard_notify_enter(seat->seat, surface, NULL, 0, NULL);
+		struct wlr_keyboard *keyboard = wlr_seat_get_keyboard(seat->seat);
+		if (keyboard != NULL) {
+			wlr_seat_keyboard_notify_enter(seat->seat, view->surface, keyboard->keycodes,
+				keyboard->num_keycodes, &keyboard->modifiers);
+		} else {
+			wlr_seat_keyboard_notify_enter(seat->seat, view->surface, NULL, 0, NULL);
+		}
+	}
+	if (view != NULL) {
+		cw_view_set_activated(view, true);
 	}
 	cw_cursor_update_constraint(seat);
 }

@@ -40,6 +40,8 @@ struct cw_seat {
 	struct wl_list orphaned_keyboards; // cw_orphaned_keyboard.link
 	struct wl_event_source *orphan_reaper;
 
+	struct cw_view *focused_view; // has the keyboard focus (NULL: none)
+
 	/* No cursor is drawn until a pointer device has moved it (headless CI). */
 	bool cursor_shown;
 

@@ -21,6 +21,7 @@
 #include "decoration.h"
 #include "output.h"
 #include "view.h"
+#include "vm.h"
 #include "xdg_view.h"
 
 /* One client's idle inhibitor: while any exists, the session never idles. */
@@ -122,6 +123,7 @@ cw_server_init(struct cw_server *server, const struct cw_options *options)
 	wl_list_init(&server->outputs);
 	wl_list_init(&server->views);
 	wl_list_init(&server->idle_inhibitors);
+	wl_list_init(&server->vms);
 
 	server->display = wl_display_create();
 	if (server->display == NULL) {
@@ -227,6 +229,8 @@ cw_server_finish(struct cw_server *server)
 		return;
 	}
 	wl_display_destroy_clients(server->display);
+	/* VM windows use the seat and outputs: they go before them. */
+	cw_vms_finish(server);
 	/* Backend devices go first: their destroy handlers still use the seat. */
 	if (server->backend != NULL) {
 		wlr_backend_destroy(server->backend);

@@ -67,6 +67,7 @@ struct cw_server {
 	struct wlr_presentation *presentation;
 
 	struct cw_seat seat;
+	struct wl_list vms; // cw_vm.link
 
 	struct cw_screenshot *screenshot; // NULL unless --screenshot
 	int mapped_toplevels;

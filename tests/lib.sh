@@ -43,6 +43,7 @@ setup_runtime_dir() {
 	XDG_RUNTIME_DIR=$(mktemp -d "${TMPDIR:-/tmp}/cw-runtime.XXXXXX")
 	chmod 700 "$XDG_RUNTIME_DIR"
 	export XDG_RUNTIME_DIR
+	CW_RUNTIME_READY=1
 	unset WAYLAND_DISPLAY DISPLAY WAYLAND_SOCKET
 }
 
@@ -52,7 +53,8 @@ cleanup_runtime_dir() {
 
 # run_crossway_with_self [options]: the outer half of a test.
 run_crossway_with_self() {
-	setup_runtime_dir
+	# A test may have made the runtime dir already (to name sockets in it).
+	[ -n "${CW_RUNTIME_READY:-}" ] || setup_runtime_dir
 	trap cleanup_runtime_dir EXIT
 	log="$CW_ARTIFACTS/crossway.log"
 	status=0
@@ -172,14 +174,21 @@ CW_FRAME_ACTIVE=285577
 CW_FRAME_INACTIVE=3a3a3a
 CW_TITLE_HEIGHT=26 # title bar including the top border
 
-# wait_mapped TITLE: waits for crossway's "Mapped toplevel" line for TITLE
-# and sets WIN_W WIN_H WIN_X WIN_Y (content geometry in layout coordinates).
+# wait_mapped TITLE [KIND]: waits for crossway's "Mapped KIND" line for TITLE
+# (KIND: toplevel, the default, or vm-display) and sets WIN_W WIN_H WIN_X
+# WIN_Y (content geometry in layout coordinates) from the latest one.
 wait_mapped() {
 	log="$CW_ARTIFACTS/crossway.log"
-	wait_for_line "$log" "Mapped toplevel '$1'"
-	line=$(grep "Mapped toplevel '$1'" "$log" | tail -n 1)
+	wait_for_line "$log" "Mapped ${2:-toplevel} '$1'"
+	line=$(grep "Mapped ${2:-toplevel} '$1'" "$log" | tail -n 1)
 	set -- $(echo "$line" | sed -E 's/.* ([0-9]+)x([0-9]+) at (-?[0-9]+),(-?[0-9]+)$/\1 \2 \3 \4/')
 	WIN_W=$1 WIN_H=$2 WIN_X=$3 WIN_Y=$4
+}
+
+# expect_pixel_near IMAGE X Y RRGGBB TOLERANCE
+expect_pixel_near() {
+	n=$("$CW_IMGCMP" --count "$4" --tolerance "$5" --region "$2,$3,1,1" "$1")
+	[ "$n" -eq 1 ] || fail "pixel ($2,$3) of $1 is $("$CW_IMGCMP" --probe "$2,$3" "$1"), expected $4 (+-$5)"
 }
 
 # count_color IMAGE RRGGBB X,Y,W,H

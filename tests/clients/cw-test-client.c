@@ -5,6 +5,10 @@
  * an xdg-decoration request, and reports what the compositor tells it (configure
  * events, input) as one line per event on stdout so that test scripts can
  * wait for and match those lines.
+ *
+ * Options also make it exercise the protocols a compositor mediates for
+ * clients: interactive move and resize, pointer locks and confinement,
+ * relative motion, xdg-activation tokens and idle inhibition.
  */
 #define _GNU_SOURCE /* memfd_create */
 
@@ -20,9 +24,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <linux/input-event-codes.h>
 #include <wayland-client.h>
 #include <xkbcommon/xkbcommon.h>
 
+#include "idle-inhibit-unstable-v1-client-protocol.h"
+#include "pointer-constraints-unstable-v1-client-protocol.h"
+#include "relative-pointer-unstable-v1-client-protocol.h"
+#include "xdg-activation-v1-client-protocol.h"
 #include "xdg-decoration-unstable-v1-client-protocol.h"
 #include "xdg-shell-client-protocol.h"
 
@@ -45,6 +54,17 @@ enum decoration_request {
 	DECORATION_CLIENT,
 };
 
+/* A surface can have only one pointer constraint per seat. */
+enum pointer_constraint_request {
+	CONSTRAINT_NONE,
+	CONSTRAINT_LOCK,
+	CONSTRAINT_CONFINE,
+};
+
+struct rect {
+	int x, y, width, height;
+};
+
 struct options {
 	uint32_t color;
 	int width, height;
@@ -56,6 +76,23 @@ struct options {
 	bool popup;
 	bool maximize;
 	bool fullscreen;
+
+	/* What a left press on the main surface asks for, if anything. */
+	bool move_on_press;
+	uint32_t resize_edge; /* an xdg_toplevel.resize_edge, 0 for none */
+	const char *resize_edge_name;
+
+	enum pointer_constraint_request constraint;
+	bool confine_region_set;
+	struct rect confine_region;
+	bool print_motion;
+	bool relative_pointer;
+
+	const char *activate_token; /* NULL: do not activate */
+	bool request_token;
+	bool idle_inhibit;
+
+	xkb_keysym_t exit_keysym; /* XKB_KEY_NoSymbol: no exit key */
 };
 
 /*
@@ -79,6 +116,8 @@ struct deferred_line {
 	struct client *client;
 	struct wl_callback *callback;
 	char text[160];
+	/* Run after printing; NULL for none. */
+	void (*then)(struct client *client);
 	struct deferred_line *next;
 };
 
@@ -103,6 +142,22 @@ struct client {
 	uint32_t seat_version;
 	struct wl_pointer *pointer;
 	struct wl_keyboard *keyboard;
+	/* Bound only when an option needs them (see registry_global). */
+	struct zwp_pointer_constraints_v1 *pointer_constraints;
+	struct zwp_relative_pointer_manager_v1 *relative_pointer_manager;
+	struct xdg_activation_v1 *activation;
+	struct zwp_idle_inhibit_manager_v1 *idle_inhibit_manager;
+
+	/* Tied to the current wl_pointer: made and dropped along with it. */
+	struct zwp_locked_pointer_v1 *locked_pointer;
+	struct zwp_confined_pointer_v1 *confined_pointer;
+	struct zwp_relative_pointer_v1 *relative_pointer;
+
+	/* The surface the pointer is over, to tell main-surface presses apart. */
+	struct wl_surface *pointer_focus;
+	/* Proof of user interaction for xdg-activation tokens. */
+	uint32_t last_input_serial;
+	bool has_input_serial;
 
 	struct xkb_context *xkb_context;
 	struct xkb_keymap *keymap;
@@ -127,6 +182,9 @@ struct client {
 	struct buffer *popup_buffer;
 	int popup_x, popup_y, popup_w, popup_h;
 
+	struct xdg_activation_token_v1 *activation_token;
+	struct zwp_idle_inhibitor_v1 *idle_inhibitor;
+
 	struct buffer *buffers;
 	struct deferred_line *deferred;
 
@@ -148,6 +206,20 @@ static void usage(FILE *out)
 		"  --popup                 open a 60x40 popup after the first configure\n"
 		"  --maximize              request maximized before mapping\n"
 		"  --fullscreen            request fullscreen before mapping\n"
+		"  --move-on-press         on a left press on the window, ask to be moved\n"
+		"  --resize-on-press EDGE  on a left press on the window, ask to be resized\n"
+		"                          from EDGE: top, bottom, left, right, top_left,\n"
+		"                          top_right, bottom_left or bottom_right\n"
+		"  --lock-pointer          lock the pointer on the window (persistent)\n"
+		"  --confine-pointer       confine the pointer to the window (persistent)\n"
+		"  --confine-region X,Y,W,H\n"
+		"                          confine to this surface-local rectangle instead\n"
+		"  --print-motion          print 'motion X Y' on every pointer motion\n"
+		"  --relative-pointer      print 'relative DX DY' on every relative motion\n"
+		"  --activate-token TOKEN  once mapped, ask for activation with TOKEN\n"
+		"  --request-token         once mapped, get an activation token and print it\n"
+		"  --idle-inhibit          once mapped, inhibit idling while visible\n"
+		"  --exit-on-key NAME      exit 0 when the key with keysym NAME is pressed\n"
 		"  --help                  show this help\n");
 }
 
@@ -223,10 +295,67 @@ static bool parse_size(const char *s, int *width, int *height)
 	return parse_dimension(&s, height) && *s == '\0';
 }
 
+/* Parses an integer in [-MAX_DIMENSION, MAX_DIMENSION], advancing *s. */
+static bool parse_coordinate(const char **s, int *out)
+{
+	bool negative = **s == '-';
+	const char *p = *s + (negative ? 1 : 0);
+	long value = 0;
+
+	if (*p < '0' || *p > '9') {
+		return false;
+	}
+	while (*p >= '0' && *p <= '9') {
+		value = value * 10 + (*p - '0');
+		if (value > MAX_DIMENSION) {
+			return false;
+		}
+		p++;
+	}
+	*out = (int)(negative ? -value : value);
+	*s = p;
+	return true;
+}
+
+/* "X,Y,W,H": a position that may be negative and a non-empty size. */
+static bool parse_rect(const char *s, struct rect *out)
+{
+	return parse_coordinate(&s, &out->x) && *s++ == ',' &&
+		parse_coordinate(&s, &out->y) && *s++ == ',' &&
+		parse_dimension(&s, &out->width) && *s++ == ',' &&
+		parse_dimension(&s, &out->height) && *s == '\0';
+}
+
+/* Maps an edge name to xdg_toplevel.resize_edge; 0 if unknown. */
+static uint32_t parse_resize_edge(const char *name)
+{
+	static const struct {
+		const char *name;
+		uint32_t edge;
+	} edges[] = {
+		{ "top", XDG_TOPLEVEL_RESIZE_EDGE_TOP },
+		{ "bottom", XDG_TOPLEVEL_RESIZE_EDGE_BOTTOM },
+		{ "left", XDG_TOPLEVEL_RESIZE_EDGE_LEFT },
+		{ "right", XDG_TOPLEVEL_RESIZE_EDGE_RIGHT },
+		{ "top_left", XDG_TOPLEVEL_RESIZE_EDGE_TOP_LEFT },
+		{ "top_right", XDG_TOPLEVEL_RESIZE_EDGE_TOP_RIGHT },
+		{ "bottom_left", XDG_TOPLEVEL_RESIZE_EDGE_BOTTOM_LEFT },
+		{ "bottom_right", XDG_TOPLEVEL_RESIZE_EDGE_BOTTOM_RIGHT },
+	};
+
+	for (size_t i = 0; i < sizeof(edges) / sizeof(edges[0]); i++) {
+		if (strcmp(name, edges[i].name) == 0) {
+			return edges[i].edge;
+		}
+	}
+	return XDG_TOPLEVEL_RESIZE_EDGE_NONE;
+}
+
 static bool takes_value(const char *option)
 {
 	static const char *const with_value[] = {
 		"--color", "--size", "--title", "--app-id", "--decoration", "--subsurface",
+		"--resize-on-press", "--confine-region", "--activate-token", "--exit-on-key",
 	};
 
 	for (size_t i = 0; i < sizeof(with_value) / sizeof(with_value[0]); i++) {
@@ -235,6 +364,32 @@ static bool takes_value(const char *option)
 		}
 	}
 	return false;
+}
+
+/* Options that only make sense together, or not at all together. */
+static bool check_option_combinations(const struct options *opt)
+{
+	if (opt->move_on_press && opt->resize_edge != XDG_TOPLEVEL_RESIZE_EDGE_NONE) {
+		/* A press can start only one interactive operation. */
+		fprintf(stderr, PROG ": --move-on-press and --resize-on-press exclude each other\n");
+		return false;
+	}
+	if (opt->confine_region_set && opt->constraint != CONSTRAINT_CONFINE) {
+		fprintf(stderr, PROG ": --confine-region needs --confine-pointer\n");
+		return false;
+	}
+	return true;
+}
+
+/* Sets the pointer constraint once: the protocol allows one per surface. */
+static bool set_constraint(struct options *opt, enum pointer_constraint_request constraint)
+{
+	if (opt->constraint != CONSTRAINT_NONE && opt->constraint != constraint) {
+		fprintf(stderr, PROG ": --lock-pointer and --confine-pointer exclude each other\n");
+		return false;
+	}
+	opt->constraint = constraint;
+	return true;
 }
 
 /* Returns 0 to continue, 1 after --help, 2 on a usage error. */
@@ -247,6 +402,8 @@ static int parse_options(int argc, char **argv, struct options *opt)
 		.title = PROG,
 		.app_id = PROG,
 		.decoration = DECORATION_NONE,
+		.constraint = CONSTRAINT_NONE,
+		.exit_keysym = XKB_KEY_NoSymbol,
 	};
 
 	for (int i = 1; i < argc; i++) {
@@ -303,13 +460,60 @@ static int parse_options(int argc, char **argv, struct options *opt)
 			opt->maximize = true;
 		} else if (strcmp(arg, "--fullscreen") == 0) {
 			opt->fullscreen = true;
+		} else if (strcmp(arg, "--move-on-press") == 0) {
+			opt->move_on_press = true;
+		} else if (strcmp(arg, "--resize-on-press") == 0) {
+			opt->resize_edge = parse_resize_edge(value);
+			if (opt->resize_edge == XDG_TOPLEVEL_RESIZE_EDGE_NONE) {
+				fprintf(stderr, PROG ": --resize-on-press expects top, bottom, left, right, "
+					"top_left, top_right, bottom_left or bottom_right, got '%s'\n", value);
+				return 2;
+			}
+			opt->resize_edge_name = value;
+		} else if (strcmp(arg, "--lock-pointer") == 0) {
+			if (!set_constraint(opt, CONSTRAINT_LOCK)) {
+				return 2;
+			}
+		} else if (strcmp(arg, "--confine-pointer") == 0) {
+			if (!set_constraint(opt, CONSTRAINT_CONFINE)) {
+				return 2;
+			}
+		} else if (strcmp(arg, "--confine-region") == 0) {
+			if (!parse_rect(value, &opt->confine_region)) {
+				fprintf(stderr, PROG ": --confine-region expects X,Y,W,H with W,H >= 1, "
+					"got '%s'\n", value);
+				return 2;
+			}
+			opt->confine_region_set = true;
+		} else if (strcmp(arg, "--print-motion") == 0) {
+			opt->print_motion = true;
+		} else if (strcmp(arg, "--relative-pointer") == 0) {
+			opt->relative_pointer = true;
+		} else if (strcmp(arg, "--activate-token") == 0) {
+			if (value[0] == '\0') {
+				fprintf(stderr, PROG ": --activate-token needs a non-empty token\n");
+				return 2;
+			}
+			opt->activate_token = value;
+		} else if (strcmp(arg, "--request-token") == 0) {
+			opt->request_token = true;
+		} else if (strcmp(arg, "--idle-inhibit") == 0) {
+			opt->idle_inhibit = true;
+		} else if (strcmp(arg, "--exit-on-key") == 0) {
+			/* Checked now so that a typo fails at once, not at the timeout. */
+			opt->exit_keysym = xkb_keysym_from_name(value, XKB_KEYSYM_NO_FLAGS);
+			if (opt->exit_keysym == XKB_KEY_NoSymbol) {
+				fprintf(stderr, PROG ": --exit-on-key expects an XKB keysym name "
+					"(Escape, q, Return), got '%s'\n", value);
+				return 2;
+			}
 		} else {
 			fprintf(stderr, PROG ": unknown argument '%s'\n", arg);
 			usage(stderr);
 			return 2;
 		}
 	}
-	return 0;
+	return check_option_combinations(opt) ? 0 : 2;
 }
 
 /* ---- deferred output ---------------------------------------------------- */
@@ -327,19 +531,29 @@ static void deferred_unlink(struct deferred_line *line)
 static void deferred_done(void *data, struct wl_callback *callback, uint32_t serial)
 {
 	struct deferred_line *line = data;
+	struct client *client = line->client;
+	void (*then)(struct client *client) = line->then;
 
 	printf("%s\n", line->text);
 	deferred_unlink(line);
 	wl_callback_destroy(callback);
 	free(line);
+	if (then != NULL) {
+		then(client);
+	}
 }
 
 static const struct wl_callback_listener deferred_listener = {
 	.done = deferred_done,
 };
 
-/* Print text (may contain newlines) once the compositor caught up. */
-static void print_after_sync(struct client *client, const char *text)
+/*
+ * Print text (may contain newlines) once the compositor caught up, then
+ * call then (if not NULL): by that time the compositor has also sent every
+ * event that the earlier requests caused.
+ */
+static void print_after_sync_then(struct client *client, const char *text,
+	void (*then)(struct client *client))
 {
 	struct deferred_line *line = calloc(1, sizeof(*line));
 
@@ -349,6 +563,7 @@ static void print_after_sync(struct client *client, const char *text)
 	}
 	snprintf(line->text, sizeof(line->text), "%s", text);
 	line->client = client;
+	line->then = then;
 	line->callback = wl_display_sync(client->display);
 	if (line->callback == NULL) {
 		free(line);
@@ -358,6 +573,11 @@ static void print_after_sync(struct client *client, const char *text)
 	wl_callback_add_listener(line->callback, &deferred_listener, line);
 	line->next = client->deferred;
 	client->deferred = line;
+}
+
+static void print_after_sync(struct client *client, const char *text)
+{
+	print_after_sync_then(client, text, NULL);
 }
 
 /* ---- buffers ------------------------------------------------------------ */
@@ -601,6 +821,230 @@ static void popup_create(struct client *client)
 	wl_surface_commit(client->popup_surface);
 }
 
+/* ---- pointer constraints and relative motion ---------------------------- */
+
+static void locked_pointer_locked(void *data, struct zwp_locked_pointer_v1 *locked_pointer)
+{
+	printf("pointer-locked\n");
+}
+
+static void locked_pointer_unlocked(void *data,
+	struct zwp_locked_pointer_v1 *locked_pointer)
+{
+	/* Persistent lifetime: the lock may come back, so the object stays. */
+	printf("pointer-unlocked\n");
+}
+
+static const struct zwp_locked_pointer_v1_listener locked_pointer_listener = {
+	.locked = locked_pointer_locked,
+	.unlocked = locked_pointer_unlocked,
+};
+
+static void confined_pointer_confined(void *data,
+	struct zwp_confined_pointer_v1 *confined_pointer)
+{
+	printf("pointer-confined\n");
+}
+
+static void confined_pointer_unconfined(void *data,
+	struct zwp_confined_pointer_v1 *confined_pointer)
+{
+	printf("pointer-unconfined\n");
+}
+
+static const struct zwp_confined_pointer_v1_listener confined_pointer_listener = {
+	.confined = confined_pointer_confined,
+	.unconfined = confined_pointer_unconfined,
+};
+
+/* The --confine-region rectangle as a wl_region, or NULL for the whole surface. */
+static struct wl_region *confine_region_create(struct client *client)
+{
+	const struct rect *r = &client->opt.confine_region;
+	struct wl_region *region;
+
+	if (!client->opt.confine_region_set) {
+		return NULL;
+	}
+	region = wl_compositor_create_region(client->compositor);
+	if (region == NULL) {
+		fail(client, "cannot create a wl_region");
+		return NULL;
+	}
+	wl_region_add(region, r->x, r->y, r->width, r->height);
+	return region;
+}
+
+/*
+ * A constraint names a wl_pointer, so it can only exist while we have one
+ * and a surface. Called whenever either appears; does nothing until both do.
+ */
+static void pointer_constraint_create(struct client *client)
+{
+	const uint32_t lifetime = ZWP_POINTER_CONSTRAINTS_V1_LIFETIME_PERSISTENT;
+	struct wl_region *region;
+
+	if (client->opt.constraint == CONSTRAINT_NONE || client->pointer_constraints == NULL ||
+			client->pointer == NULL || client->surface == NULL ||
+			client->locked_pointer != NULL || client->confined_pointer != NULL) {
+		return;
+	}
+	if (client->opt.constraint == CONSTRAINT_LOCK) {
+		client->locked_pointer = zwp_pointer_constraints_v1_lock_pointer(
+			client->pointer_constraints, client->surface, client->pointer, NULL, lifetime);
+		if (client->locked_pointer == NULL) {
+			fail(client, "cannot create a zwp_locked_pointer_v1");
+			return;
+		}
+		zwp_locked_pointer_v1_add_listener(client->locked_pointer, &locked_pointer_listener,
+			client);
+		return;
+	}
+	region = confine_region_create(client);
+	if (!client->running) {
+		return;
+	}
+	client->confined_pointer = zwp_pointer_constraints_v1_confine_pointer(
+		client->pointer_constraints, client->surface, client->pointer, region, lifetime);
+	/* The compositor copied the region; ours is no longer needed. */
+	if (region != NULL) {
+		wl_region_destroy(region);
+	}
+	if (client->confined_pointer == NULL) {
+		fail(client, "cannot create a zwp_confined_pointer_v1");
+		return;
+	}
+	zwp_confined_pointer_v1_add_listener(client->confined_pointer,
+		&confined_pointer_listener, client);
+}
+
+static void pointer_constraint_destroy(struct client *client)
+{
+	if (client->locked_pointer != NULL) {
+		zwp_locked_pointer_v1_destroy(client->locked_pointer);
+		client->locked_pointer = NULL;
+	}
+	if (client->confined_pointer != NULL) {
+		zwp_confined_pointer_v1_destroy(client->confined_pointer);
+		client->confined_pointer = NULL;
+	}
+}
+
+static void relative_pointer_motion(void *data,
+	struct zwp_relative_pointer_v1 *relative_pointer, uint32_t utime_hi, uint32_t utime_lo,
+	wl_fixed_t dx, wl_fixed_t dy, wl_fixed_t dx_unaccel, wl_fixed_t dy_unaccel)
+{
+	/* The accelerated values: what a game or a locked-pointer client uses. */
+	printf("relative %d %d\n", wl_fixed_to_int(dx), wl_fixed_to_int(dy));
+}
+
+static const struct zwp_relative_pointer_v1_listener relative_pointer_listener = {
+	.relative_motion = relative_pointer_motion,
+};
+
+/* Like the constraint, a relative pointer lives as long as its wl_pointer. */
+static void relative_pointer_create(struct client *client)
+{
+	if (!client->opt.relative_pointer || client->relative_pointer_manager == NULL ||
+			client->pointer == NULL || client->relative_pointer != NULL) {
+		return;
+	}
+	client->relative_pointer = zwp_relative_pointer_manager_v1_get_relative_pointer(
+		client->relative_pointer_manager, client->pointer);
+	if (client->relative_pointer == NULL) {
+		fail(client, "cannot create a zwp_relative_pointer_v1");
+		return;
+	}
+	zwp_relative_pointer_v1_add_listener(client->relative_pointer,
+		&relative_pointer_listener, client);
+}
+
+static void relative_pointer_destroy(struct client *client)
+{
+	if (client->relative_pointer != NULL) {
+		zwp_relative_pointer_v1_destroy(client->relative_pointer);
+		client->relative_pointer = NULL;
+	}
+}
+
+/* ---- after mapping: activation and idle inhibition ---------------------- */
+
+static void activation_token_done(void *data, struct xdg_activation_token_v1 *token,
+	const char *text)
+{
+	struct client *client = data;
+
+	printf("token %s\n", text);
+	/* The token string stays valid without the object that minted it. */
+	xdg_activation_token_v1_destroy(token);
+	client->activation_token = NULL;
+}
+
+static const struct xdg_activation_token_v1_listener activation_token_listener = {
+	.done = activation_token_done,
+};
+
+/*
+ * Mint a token another client can use to get activated. A compositor that
+ * guards against focus stealing wants proof of recent user interaction with
+ * us, hence the serial of our last keyboard enter or button event.
+ */
+static void activation_token_request(struct client *client)
+{
+	client->activation_token =
+		xdg_activation_v1_get_activation_token(client->activation);
+	if (client->activation_token == NULL) {
+		fail(client, "cannot create an xdg_activation_token_v1");
+		return;
+	}
+	xdg_activation_token_v1_add_listener(client->activation_token,
+		&activation_token_listener, client);
+	if (client->has_input_serial && client->seat != NULL) {
+		xdg_activation_token_v1_set_serial(client->activation_token,
+			client->last_input_serial, client->seat);
+	}
+	xdg_activation_token_v1_set_app_id(client->activation_token, PROG);
+	xdg_activation_token_v1_set_surface(client->activation_token, client->surface);
+	xdg_activation_token_v1_commit(client->activation_token);
+}
+
+/* The compositor answers nothing; the sync at least orders the line. */
+static void activation_send(struct client *client)
+{
+	xdg_activation_v1_activate(client->activation, client->opt.activate_token,
+		client->surface);
+	print_after_sync(client, "activate-sent");
+}
+
+static void idle_inhibitor_create(struct client *client)
+{
+	client->idle_inhibitor = zwp_idle_inhibit_manager_v1_create_inhibitor(
+		client->idle_inhibit_manager, client->surface);
+	if (client->idle_inhibitor == NULL) {
+		fail(client, "cannot create a zwp_idle_inhibitor_v1");
+		return;
+	}
+	print_after_sync(client, "idle-inhibited");
+}
+
+/*
+ * Runs once "mapped" is printed: the compositor has then processed the
+ * first buffer and sent what mapping caused (such as the keyboard enter
+ * whose serial a token needs).
+ */
+static void window_mapped(struct client *client)
+{
+	if (client->opt.idle_inhibit) {
+		idle_inhibitor_create(client);
+	}
+	if (client->opt.request_token) {
+		activation_token_request(client);
+	}
+	if (client->opt.activate_token != NULL) {
+		activation_send(client);
+	}
+}
+
 /* ---- toplevel ----------------------------------------------------------- */
 
 static void format_configure(const struct toplevel_pending *pending, char *text,
@@ -657,7 +1101,7 @@ static void window_surface_configure(void *data, struct xdg_surface *xdg_surface
 	if (first) {
 		strncat(text, "\nmapped", sizeof(text) - strlen(text) - 1);
 	}
-	print_after_sync(client, text);
+	print_after_sync_then(client, text, first ? window_mapped : NULL);
 
 	if (first && client->opt.popup) {
 		popup_create(client);
@@ -832,6 +1276,8 @@ static bool window_create(struct client *client)
 	if (client->opt.subsurface && !subsurface_create(client)) {
 		return false;
 	}
+	/* Takes effect with the first buffer, if the pointer is already there. */
+	pointer_constraint_create(client);
 	/* The initial commit carries no buffer; drawing waits for configure. */
 	wl_surface_commit(client->surface);
 	return client->running;
@@ -897,9 +1343,19 @@ static void keyboard_keymap(void *data, struct wl_keyboard *keyboard, uint32_t f
 	keymap_replace(client, keymap, state);
 }
 
+/* Serials of input events prove user interaction (xdg-activation). */
+static void remember_input_serial(struct client *client, uint32_t serial)
+{
+	client->last_input_serial = serial;
+	client->has_input_serial = true;
+}
+
 static void keyboard_enter(void *data, struct wl_keyboard *keyboard, uint32_t serial,
 	struct wl_surface *surface, struct wl_array *keys)
 {
+	struct client *client = data;
+
+	remember_input_serial(client, serial);
 	printf("keyboard-enter\n");
 }
 
@@ -925,6 +1381,16 @@ static void keyboard_key(void *data, struct wl_keyboard *keyboard, uint32_t seri
 	}
 	printf("key %u %s %s\n", key, name,
 		state == WL_KEYBOARD_KEY_STATE_PRESSED ? "pressed" : "released");
+
+	/*
+	 * Keysyms rather than names are compared, so that aliases such as
+	 * Page_Up for Prior match too. The main loop then tears everything down.
+	 */
+	if (state == WL_KEYBOARD_KEY_STATE_PRESSED && sym != XKB_KEY_NoSymbol &&
+			sym == client->opt.exit_keysym) {
+		printf("exit\n");
+		client->running = false;
+	}
 }
 
 static void keyboard_modifiers(void *data, struct wl_keyboard *keyboard, uint32_t serial,
@@ -958,26 +1424,70 @@ static const struct wl_keyboard_listener keyboard_listener = {
 static void pointer_enter(void *data, struct wl_pointer *pointer, uint32_t serial,
 	struct wl_surface *surface, wl_fixed_t x, wl_fixed_t y)
 {
+	struct client *client = data;
+
+	client->pointer_focus = surface;
 	printf("pointer-enter %d %d\n", wl_fixed_to_int(x), wl_fixed_to_int(y));
 }
 
 static void pointer_leave(void *data, struct wl_pointer *pointer, uint32_t serial,
 	struct wl_surface *surface)
 {
+	struct client *client = data;
+
+	client->pointer_focus = NULL;
 	printf("pointer-leave\n");
 }
 
 static void pointer_motion(void *data, struct wl_pointer *pointer, uint32_t time,
 	wl_fixed_t x, wl_fixed_t y)
 {
-	/* Not reported: absolute moves would make the output depend on timing. */
+	struct client *client = data;
+
+	/* Opt-in: most tests would otherwise depend on how many events came. */
+	if (client->opt.print_motion) {
+		printf("motion %d %d\n", wl_fixed_to_int(x), wl_fixed_to_int(y));
+	}
+}
+
+/*
+ * Start the interactive move or resize the options ask for. The serial is
+ * the press's own: compositors only honour a request while that button is
+ * held, the way a client-side title bar or border would ask. The line waits
+ * for a sync so that a test moves the pointer only once the compositor has
+ * the request; moving earlier races with it.
+ */
+static void start_interactive_operation(struct client *client, uint32_t serial)
+{
+	char text[64];
+
+	if (client->toplevel == NULL || client->seat == NULL) {
+		return;
+	}
+	if (client->opt.move_on_press) {
+		xdg_toplevel_move(client->toplevel, client->seat, serial);
+		print_after_sync(client, "move-requested");
+	} else if (client->opt.resize_edge != XDG_TOPLEVEL_RESIZE_EDGE_NONE) {
+		xdg_toplevel_resize(client->toplevel, client->seat, serial,
+			client->opt.resize_edge);
+		snprintf(text, sizeof(text), "resize-requested %s", client->opt.resize_edge_name);
+		print_after_sync(client, text);
+	}
 }
 
 static void pointer_button(void *data, struct wl_pointer *pointer, uint32_t serial,
 	uint32_t time, uint32_t button, uint32_t state)
 {
-	printf("button %u %s\n", button,
-		state == WL_POINTER_BUTTON_STATE_PRESSED ? "pressed" : "released");
+	struct client *client = data;
+	bool pressed = state == WL_POINTER_BUTTON_STATE_PRESSED;
+
+	remember_input_serial(client, serial);
+	printf("button %u %s\n", button, pressed ? "pressed" : "released");
+	/* The subsurface and the popup stand for content, not for a title bar. */
+	if (pressed && button == BTN_LEFT && client->pointer_focus != NULL &&
+			client->pointer_focus == client->surface) {
+		start_interactive_operation(client, serial);
+	}
 }
 
 static void pointer_axis(void *data, struct wl_pointer *pointer, uint32_t time,
@@ -1030,6 +1540,10 @@ static void pointer_drop(struct client *client)
 	if (client->pointer == NULL) {
 		return;
 	}
+	/* Objects made from the pointer go first, so none outlives it. */
+	pointer_constraint_destroy(client);
+	relative_pointer_destroy(client);
+	client->pointer_focus = NULL;
 	if (client->seat_version >= WL_POINTER_RELEASE_SINCE_VERSION) {
 		wl_pointer_release(client->pointer);
 	} else {
@@ -1064,6 +1578,8 @@ static void seat_capabilities(void *data, struct wl_seat *seat, uint32_t caps)
 			return;
 		}
 		wl_pointer_add_listener(client->pointer, &pointer_listener, client);
+		pointer_constraint_create(client);
+		relative_pointer_create(client);
 	} else if (!has_pointer) {
 		pointer_drop(client);
 	}
@@ -1133,6 +1649,23 @@ static void registry_global(void *data, struct wl_registry *registry, uint32_t n
 			client->opt.decoration != DECORATION_NONE) {
 		client->decoration_manager = wl_registry_bind(registry, name,
 			&zxdg_decoration_manager_v1_interface, 1);
+	} else if (strcmp(interface, zwp_pointer_constraints_v1_interface.name) == 0 &&
+			client->pointer_constraints == NULL &&
+			client->opt.constraint != CONSTRAINT_NONE) {
+		client->pointer_constraints = wl_registry_bind(registry, name,
+			&zwp_pointer_constraints_v1_interface, 1);
+	} else if (strcmp(interface, zwp_relative_pointer_manager_v1_interface.name) == 0 &&
+			client->relative_pointer_manager == NULL && client->opt.relative_pointer) {
+		client->relative_pointer_manager = wl_registry_bind(registry, name,
+			&zwp_relative_pointer_manager_v1_interface, 1);
+	} else if (strcmp(interface, xdg_activation_v1_interface.name) == 0 &&
+			client->activation == NULL &&
+			(client->opt.activate_token != NULL || client->opt.request_token)) {
+		client->activation = wl_registry_bind(registry, name, &xdg_activation_v1_interface, 1);
+	} else if (strcmp(interface, zwp_idle_inhibit_manager_v1_interface.name) == 0 &&
+			client->idle_inhibit_manager == NULL && client->opt.idle_inhibit) {
+		client->idle_inhibit_manager = wl_registry_bind(registry, name,
+			&zwp_idle_inhibit_manager_v1_interface, 1);
 	} else if (strcmp(interface, wl_seat_interface.name) == 0 && client->seat == NULL) {
 		/* Version 5 has pointer frames but not axis_value120. */
 		client->seat_version = min_version(version, 5);
@@ -1166,6 +1699,49 @@ static const struct wl_registry_listener registry_listener = {
 	.global_remove = registry_global_remove,
 };
 
+/*
+ * Optional globals are bound only for the options that use them, and an
+ * option whose global is missing is an error: a test that asked for it
+ * would otherwise wait for a line that never comes.
+ */
+static bool check_option_globals(struct client *client)
+{
+	const struct options *opt = &client->opt;
+	const char *option = NULL, *missing = NULL;
+
+	if (opt->constraint != CONSTRAINT_NONE && client->pointer_constraints == NULL) {
+		option = opt->constraint == CONSTRAINT_LOCK ? "--lock-pointer" : "--confine-pointer";
+		missing = zwp_pointer_constraints_v1_interface.name;
+	} else if (opt->relative_pointer && client->relative_pointer_manager == NULL) {
+		option = "--relative-pointer";
+		missing = zwp_relative_pointer_manager_v1_interface.name;
+	} else if (opt->activate_token != NULL && client->activation == NULL) {
+		option = "--activate-token";
+		missing = xdg_activation_v1_interface.name;
+	} else if (opt->request_token && client->activation == NULL) {
+		option = "--request-token";
+		missing = xdg_activation_v1_interface.name;
+	} else if (opt->idle_inhibit && client->idle_inhibit_manager == NULL) {
+		option = "--idle-inhibit";
+		missing = zwp_idle_inhibit_manager_v1_interface.name;
+	} else if ((opt->move_on_press || opt->resize_edge != XDG_TOPLEVEL_RESIZE_EDGE_NONE ||
+			opt->constraint != CONSTRAINT_NONE || opt->relative_pointer) &&
+			client->seat == NULL) {
+		/* Without a seat there is no press serial and no wl_pointer. */
+		option = opt->move_on_press ? "--move-on-press" :
+			opt->resize_edge != XDG_TOPLEVEL_RESIZE_EDGE_NONE ? "--resize-on-press" :
+			opt->constraint == CONSTRAINT_LOCK ? "--lock-pointer" :
+			opt->constraint == CONSTRAINT_CONFINE ? "--confine-pointer" :
+			"--relative-pointer";
+		missing = wl_seat_interface.name;
+	}
+	if (missing != NULL) {
+		fail(client, "%s needs %s, which the compositor lacks", option, missing);
+		return false;
+	}
+	return true;
+}
+
 static bool check_globals(struct client *client)
 {
 	const char *missing = NULL;
@@ -1181,7 +1757,7 @@ static bool check_globals(struct client *client)
 		fail(client, "the compositor does not advertise %s", missing);
 		return false;
 	}
-	return true;
+	return check_option_globals(client);
 }
 
 /* ---- main loop and teardown --------------------------------------------- */
@@ -1218,6 +1794,16 @@ static void deferred_destroy_all(struct client *client)
 
 static void window_destroy(struct client *client)
 {
+	/* Everything that names the main surface goes before it. */
+	if (client->activation_token != NULL) {
+		xdg_activation_token_v1_destroy(client->activation_token);
+		client->activation_token = NULL;
+	}
+	if (client->idle_inhibitor != NULL) {
+		zwp_idle_inhibitor_v1_destroy(client->idle_inhibitor);
+		client->idle_inhibitor = NULL;
+	}
+	pointer_constraint_destroy(client);
 	popup_destroy(client);
 	if (client->subsurface != NULL) {
 		wl_subsurface_destroy(client->subsurface);
@@ -1258,6 +1844,18 @@ static void client_destroy(struct client *client)
 	}
 	if (client->decoration_manager != NULL) {
 		zxdg_decoration_manager_v1_destroy(client->decoration_manager);
+	}
+	if (client->pointer_constraints != NULL) {
+		zwp_pointer_constraints_v1_destroy(client->pointer_constraints);
+	}
+	if (client->relative_pointer_manager != NULL) {
+		zwp_relative_pointer_manager_v1_destroy(client->relative_pointer_manager);
+	}
+	if (client->activation != NULL) {
+		xdg_activation_v1_destroy(client->activation);
+	}
+	if (client->idle_inhibit_manager != NULL) {
+		zwp_idle_inhibit_manager_v1_destroy(client->idle_inhibit_manager);
 	}
 	if (client->wm_base != NULL) {
 		xdg_wm_base_destroy(client->wm_base);

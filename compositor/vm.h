@@ -1,0 +1,49 @@
+#ifndef CW_VM_H
+#define CW_VM_H
+
+#include <stdbool.h>
+#include <wayland-server-core.h>
+#include <wlr/types/wlr_buffer.h>
+
+#include "view.h"
+#include "vm_config.h"
+
+struct cw_server;
+struct vgpu_device;
+
+/*
+ * A VM's scanout (monitor) shown as a window. Its content is the guest's
+ * resource itself (a wlr_buffer the scene samples), scaled to the window.
+ */
+struct cw_vm_view {
+	struct cw_view base;
+	struct cw_vm *vm;
+	unsigned scanout;
+	struct wlr_scene_buffer *buffer_node; // NULL until the guest sets a scanout
+	struct wlr_buffer *buffer;            // locked while shown
+	struct wlr_box src;                   // the guest's SET_SCANOUT rect
+	bool present_pending;                 // a flush waits for the next frame
+};
+
+/* One configured VM: its device, its windows. */
+struct cw_vm {
+	struct wl_list link; // cw_server.vms
+	struct cw_server *server;
+	struct cw_vm_config config;
+	struct vgpu_device *device;
+	struct cw_vm_view *views[16]; // per scanout, NULL when off
+	/* The guest's cursor, per VM (shown over its windows). */
+	struct wlr_buffer *cursor;
+	int cursor_hot_x, cursor_hot_y;
+};
+
+/* Creates every configured VM's device. False if a socket cannot be served. */
+bool cw_vms_init(struct cw_server *server, const struct cw_vm_config_list *list);
+void cw_vms_finish(struct cw_server *server);
+/* An output presented a frame: complete fenced flushes waiting for it. */
+void cw_vms_frame_presented(struct cw_server *server);
+/* The pointer is over a VM window's content: show the guest's cursor. */
+bool cw_vm_view_set_cursor(struct cw_view *view);
+bool cw_view_is_vm(const struct cw_view *view);
+
+#endif

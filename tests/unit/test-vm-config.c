@@ -1,0 +1,82 @@
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "vm_config.h"
+
+static void
+test_specs(void)
+{
+	struct cw_vm_config_list list = {0};
+	char err[256];
+	CHECK(cw_vm_config_add(&list, "work=/run/work.sock,color=#112233,outputs=2", err, sizeof(err)));
+	CHECK(cw_vm_config_add(&list, "web-1.test=/tmp/w.sock", err, sizeof(err)));
+	CHECK(list.count == 2);
+	CHECK_STR(list.vms[0].name, "work");
+	CHECK_STR(list.vms[0].socket_path, "/run/work.sock");
+	CHECK(list.vms[0].color == 0x112233 && list.vms[0].has_color);
+	CHECK(list.vms[0].outputs == 2);
+	CHECK(list.vms[1].outputs == 1 && !list.vms[1].has_color);
+	CHECK(list.vms[1].color != list.vms[0].color || list.vms[1].color != 0);
+
+	/* Names are what titles show: a strict character set. */
+	const char *bad[] = {
+		"=/x.sock", "bad name=/x.sock", "evil\xe2\x80\xae=/x.sock", "a/b=/x.sock",
+		"noequals", "x=", "x=,color=#000000", "toolongname_toolongname_toolongn1=/s",
+		"c=/s,color=red", "c=/s,color=#12345", "c=/s,outputs=0", "c=/s,outputs=17",
+		"c=/s,outputs=-1", "c=/s,wat=1", "c=/s,color", "c=/s,max-memory=0",
+		"work=/other.sock", "other=/run/work.sock",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		err[0] = '\0';
+		bool ok = cw_vm_config_add(&list, bad[i], err, sizeof(err));
+		if (ok) {
+			fprintf(stderr, "accepted '%s'\n", bad[i]);
+		}
+		CHECK(!ok);
+		CHECK(err[0] != '\0');
+	}
+	CHECK(list.count == 2);
+	cw_vm_config_list_finish(&list);
+}
+
+static void
+test_file(void)
+{
+	char path[] = "/tmp/cw-vm-config-XXXXXX";
+	int fd = mkstemp(path);
+	CHECK(fd >= 0);
+	const char *text = "# my VMs\n\n  alpha=/a.sock,color=#ff0000  # red\nbeta=/b.sock\n";
+	CHECK(write(fd, text, strlen(text)) == (ssize_t)strlen(text));
+	close(fd);
+	struct cw_vm_config_list list = {0};
+	char err[256];
+	CHECK(cw_vm_config_load_file(&list, path, err, sizeof(err)));
+	CHECK(list.count == 2);
+	CHECK_STR(list.vms[0].socket_path, "/a.sock");
+	CHECK(list.vms[0].color == 0xff0000);
+	cw_vm_config_list_finish(&list);
+
+	/* An error names the file and line. */
+	FILE *f = fopen(path, "w");
+	fputs("ok=/ok.sock\nbroken line\n", f);
+	fclose(f);
+	CHECK(!cw_vm_config_load_file(&list, path, err, sizeof(err)));
+	CHECK(strstr(err, ":2:") != NULL);
+	cw_vm_config_list_finish(&list);
+	unlink(path);
+
+	/* A missing file is no error. */
+	CHECK(cw_vm_config_load_file(&list, "/nonexistent/crossway/vms.conf", err, sizeof(err)));
+	CHECK(list.count == 0);
+}
+
+int
+main(void)
+{
+	test_specs();
+	test_file();
+	CHECK_DONE();
+}

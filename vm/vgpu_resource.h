@@ -1,0 +1,70 @@
+#ifndef VGPU_RESOURCE_H
+#define VGPU_RESOURCE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <wayland-server-core.h>
+#include <wlr/types/wlr_buffer.h>
+#include <wlr/util/box.h>
+
+#include "guest_memory.h"
+
+/* QEMU's bound on ATTACH_BACKING entries. */
+#define VGPU_MAX_BACKING_ENTRIES 16384
+#define VGPU_MAX_RESOURCE_DIMENSION 16384
+
+struct vgpu_backing_entry {
+	uint64_t gpa;
+	uint32_t length;
+	uint64_t start; // offset of this entry in the backing's linear space
+};
+
+/*
+ * A 2D resource: the host copy the guest transfers into, exposed to the
+ * compositor as a wlr_buffer so the scene samples it without another copy.
+ * The device holds one reference; the compositor may hold more (locks)
+ * while it shows it, so a resource can outlive RESOURCE_UNREF on screen.
+ */
+struct vgpu_resource {
+	struct wlr_buffer base;
+	struct wl_list link; // vgpu_device.resources
+	uint32_t id;
+	uint32_t virtio_format;
+	uint32_t drm_format;
+	uint32_t width, height, stride;
+	uint8_t *data;       // stride * height bytes
+	size_t data_size;
+	/* Guest pages backing it (ATTACH_BACKING), as guest-physical ranges. */
+	struct vgpu_backing_entry *backing;
+	uint32_t backing_count;
+	uint64_t backing_size;
+	bool unreferenced;   // the guest dropped it; only compositor locks remain
+};
+
+/* DRM fourcc for a 4-byte virtio-gpu format, or 0 if unsupported. */
+uint32_t vgpu_format_to_drm(uint32_t virtio_format);
+
+/* Allocates the host copy (zeroed). Returns NULL on overflow or no memory. */
+struct vgpu_resource *vgpu_resource_create_2d(uint32_t id, uint32_t virtio_format,
+	uint32_t width, uint32_t height);
+/* The guest's UNREF: the device's reference goes; the memory follows the last lock. */
+void vgpu_resource_unref(struct vgpu_resource *res);
+
+/* Replaces the backing (entries already checked against guest memory). */
+void vgpu_resource_set_backing(struct vgpu_resource *res, struct vgpu_backing_entry *entries,
+	uint32_t count);
+void vgpu_resource_detach_backing(struct vgpu_resource *res);
+
+/*
+ * TRANSFER_TO_HOST_2D: copies `rect` (inside the resource) from the backing
+ * at guest offset `offset` (row r at offset + r * stride), as QEMU does.
+ * Returns bytes copied, or -EINVAL (rect/offset out of range) / -EFAULT
+ * (backing not in guest memory now).
+ */
+int64_t vgpu_resource_transfer_to_host(struct vgpu_resource *res,
+	const struct vu_guest_memory *mem, const struct wlr_box *rect, uint64_t offset);
+
+/* Whether `rect` lies inside the resource. */
+bool vgpu_resource_contains(const struct vgpu_resource *res, const struct wlr_box *rect);
+
+#endif

@@ -1,0 +1,974 @@
+/*
+ * The virtio-gpu device of one VM: control and cursor queues, 2D resources,
+ * scanouts, fences paced by the compositor's frames. Protocol facts:
+ * ../shared/reference/virtio-gpu.md. Every guest value is checked here.
+ */
+#define _GNU_SOURCE
+#include "virtio_gpu.h"
+
+#include <endian.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <errno.h>
+#include <linux/virtio_gpu.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <wlr/util/log.h>
+
+#include "edid.h"
+#include "vgpu_resource.h"
+#include "vhost_user.h"
+
+#define CONTROL_QUEUE 0
+#define CURSOR_QUEUE 1
+/* Chains handled per event-loop turn, so one VM cannot starve the desktop. */
+#define BATCH_LIMIT 128
+/* A fenced flush whose window shows no frame (off screen) completes anyway. */
+#define PRESENT_TIMEOUT_MS 100
+#define DEFAULT_WIDTH 1024
+#define DEFAULT_HEIGHT 768
+#define CURSOR_SIZE 64
+
+
+/* A response held back until its fence may signal (in fence order). */
+struct pending_response {
+	struct wl_list link; // vgpu_device.pending
+	struct vu_chain chain;
+	uint32_t written;
+	uint32_t waiting_scanouts; // bit per scanout whose presentation it awaits
+};
+
+struct scanout {
+	struct vgpu_resource *resource; // NULL: disabled
+	struct wlr_box src;
+	int display_width, display_height; // what the guest is offered
+	uint32_t cursor_resource;
+};
+
+struct vgpu_device {
+	char *name;
+	struct wl_event_loop *loop;
+	struct vgpu_limits limits;
+	const struct vgpu_display_ops *ops;
+	void *data;
+	struct vu_server *server;
+	struct vu_dev *dev; // NULL while no VMM is connected
+	uint64_t features;
+
+	struct wl_list resources; // vgpu_resource.link
+	uint32_t resource_count;
+	uint64_t host_memory;
+	struct scanout scanouts[VGPU_MAX_SCANOUTS];
+	uint32_t events_read; // config space: VIRTIO_GPU_EVENT_DISPLAY
+
+	/*
+	 * QEMU stops the rings alike for a VM pause and for a driver reset. Only
+	 * a reset is followed by the driver probing again (GET_CONFIG) before
+	 * the rings restart: then, and only then, the guest's state is dropped.
+	 */
+	bool rings_stopped;
+
+	struct wl_list pending; // pending_response.link, in arrival (fence) order
+	struct wl_event_source *present_timer;
+	struct wl_event_source *resume_idle[2]; // continue a queue after BATCH_LIMIT
+
+	int gpu_socket;
+	struct wl_event_source *gpu_socket_source;
+	struct vgpu_stats stats;
+};
+
+static const struct vu_device_ops device_ops;
+
+/* Every line about a VM names it. */
+static void vgpu_log(const struct vgpu_device *device, enum wlr_log_importance level,
+	const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static void
+vgpu_log(const struct vgpu_device *device, enum wlr_log_importance level, const char *fmt, ...)
+{
+	if (level > wlr_log_get_verbosity()) {
+		return;
+	}
+	char message[512];
+	va_list args;
+	va_start(args, fmt);
+	vsnprintf(message, sizeof(message), fmt, args);
+	va_end(args);
+	wlr_log(level, "[vm %s] %s", device->name, message);
+}
+
+void
+vgpu_limits_default(struct vgpu_limits *limits)
+{
+	limits->max_resources = 1024;
+	limits->max_host_memory = 512ull << 20;
+	limits->num_scanouts = 1;
+}
+
+/* --- responses --------------------------------------------------------------- */
+
+static void
+fill_response_header(struct virtio_gpu_ctrl_hdr *resp, const struct virtio_gpu_ctrl_hdr *req,
+	uint32_t type)
+{
+	memset(resp, 0, sizeof(*resp));
+	resp->type = htole32(type);
+	uint32_t flags = le32toh(req->flags) & (VIRTIO_GPU_FLAG_FENCE | VIRTIO_GPU_FLAG_INFO_RING_IDX);
+	resp->flags = htole32(flags);
+	if (flags & VIRTIO_GPU_FLAG_FENCE) {
+		resp->fence_id = req->fence_id;
+		resp->ctx_id = req->ctx_id;
+		resp->ring_idx = req->ring_idx;
+	}
+}
+
+/* Pushes what can go out: responses whose fences and predecessors are done. */
+static void
+release_pending(struct vgpu_device *device)
+{
+	struct pending_response *p, *tmp;
+	wl_list_for_each_safe(p, tmp, &device->pending, link) {
+		if (p->waiting_scanouts != 0) {
+			break; // fences signal in order: later ones wait too
+		}
+		if (device->dev != NULL) {
+			vu_dev_push(device->dev, CONTROL_QUEUE, &p->chain, p->written);
+		}
+		wl_list_remove(&p->link);
+		free(p);
+	}
+	if (wl_list_empty(&device->pending) && device->present_timer != NULL) {
+		wl_event_source_timer_update(device->present_timer, 0);
+	}
+}
+
+static void
+drop_pending(struct vgpu_device *device)
+{
+	struct pending_response *p, *tmp;
+	wl_list_for_each_safe(p, tmp, &device->pending, link) {
+		wl_list_remove(&p->link);
+		free(p);
+	}
+}
+
+/*
+ * Writes the response and returns the chain now, or queues it when it is
+ * fenced and must wait for earlier fences or for a frame (waiting_scanouts).
+ */
+static void
+respond(struct vgpu_device *device, const struct vu_chain *chain,
+	const struct virtio_gpu_ctrl_hdr *req, const void *resp, size_t resp_size,
+	uint32_t waiting_scanouts)
+{
+	size_t written = vu_chain_write(chain, 0, resp, resp_size);
+	if (written < resp_size) {
+		vgpu_log(device, WLR_DEBUG, "response of %zu bytes cut to %zu by the guest's buffer",
+			resp_size, written);
+	}
+	bool fenced = le32toh(req->flags) & VIRTIO_GPU_FLAG_FENCE;
+	if (!fenced || (waiting_scanouts == 0 && wl_list_empty(&device->pending))) {
+		vu_dev_push(device->dev, CONTROL_QUEUE, chain, (uint32_t)written);
+		return;
+	}
+	struct pending_response *p = calloc(1, sizeof(*p));
+	if (p == NULL) {
+		/* Better an early fence than a lost response. */
+		vu_dev_push(device->dev, CONTROL_QUEUE, chain, (uint32_t)written);
+		return;
+	}
+	p->chain = *chain;
+	p->written = (uint32_t)written;
+	p->waiting_scanouts = waiting_scanouts;
+	wl_list_insert(device->pending.prev, &p->link);
+	if (waiting_scanouts != 0) {
+		wl_event_source_timer_update(device->present_timer, PRESENT_TIMEOUT_MS);
+	}
+}
+
+static void
+respond_type(struct vgpu_device *device, const struct vu_chain *chain,
+	const struct virtio_gpu_ctrl_hdr *req, uint32_t type)
+{
+	struct virtio_gpu_ctrl_hdr resp;
+	fill_response_header(&resp, req, type);
+	if (type >= VIRTIO_GPU_RESP_ERR_UNSPEC) {
+		device->stats.errors++;
+	}
+	respond(device, chain, req, &resp, sizeof(resp), 0);
+}
+
+/* --- resources ------------------------------------------------------------- */
+
+static struct vgpu_resource *
+find_resource(struct vgpu_device *device, uint32_t id)
+{
+	struct vgpu_resource *res;
+	wl_list_for_each(res, &device->resources, link) {
+		if (res->id == id) {
+			return res;
+		}
+	}
+	return NULL;
+}
+
+static bool
+rect_from_virtio(const struct virtio_gpu_rect *r, struct wlr_box *box)
+{
+	uint32_t x = le32toh(r->x), y = le32toh(r->y);
+	uint32_t w = le32toh(r->width), h = le32toh(r->height);
+	if (x > VGPU_MAX_RESOURCE_DIMENSION || y > VGPU_MAX_RESOURCE_DIMENSION ||
+			w > VGPU_MAX_RESOURCE_DIMENSION || h > VGPU_MAX_RESOURCE_DIMENSION) {
+		return false;
+	}
+	*box = (struct wlr_box){(int)x, (int)y, (int)w, (int)h};
+	return true;
+}
+
+static void
+disable_scanout(struct vgpu_device *device, unsigned index)
+{
+	struct scanout *scanout = &device->scanouts[index];
+	if (scanout->resource == NULL) {
+		return;
+	}
+	scanout->resource = NULL;
+	device->ops->scanout_set(device->data, index, NULL, NULL);
+}
+
+static void
+destroy_resource(struct vgpu_device *device, struct vgpu_resource *res)
+{
+	for (unsigned i = 0; i < device->limits.num_scanouts; i++) {
+		if (device->scanouts[i].resource == res) {
+			disable_scanout(device, i);
+		}
+		if (device->scanouts[i].cursor_resource == res->id) {
+			device->scanouts[i].cursor_resource = 0;
+			device->ops->cursor_set(device->data, i, NULL, 0, 0);
+		}
+	}
+	device->resource_count--;
+	device->host_memory -= res->data_size;
+	vgpu_resource_unref(res);
+}
+
+static void
+destroy_all_resources(struct vgpu_device *device)
+{
+	struct vgpu_resource *res, *tmp;
+	wl_list_for_each_safe(res, tmp, &device->resources, link) {
+		destroy_resource(device, res);
+	}
+}
+
+/* --- commands ---------------------------------------------------------------- */
+
+/* Reads the whole request struct, or answers ERR_UNSPEC and returns false. */
+static bool
+read_request(struct vgpu_device *device, const struct vu_chain *chain,
+	const struct virtio_gpu_ctrl_hdr *hdr, void *req, size_t size)
+{
+	if (vu_chain_read(chain, 0, req, size) != size) {
+		vgpu_log(device, WLR_ERROR, "command 0x%x: request shorter than %zu bytes",
+			le32toh(hdr->type), size);
+		respond_type(device, chain, hdr, VIRTIO_GPU_RESP_ERR_UNSPEC);
+		return false;
+	}
+	return true;
+}
+
+static void
+cmd_get_display_info(struct vgpu_device *device, const struct vu_chain *chain,
+	const struct virtio_gpu_ctrl_hdr *hdr)
+{
+	struct virtio_gpu_resp_display_info resp;
+	memset(&resp, 0, sizeof(resp));
+	fill_response_header(&resp.hdr, hdr, VIRTIO_GPU_RESP_OK_DISPLAY_INFO);
+	for (unsigned i = 0; i < device->limits.num_scanouts; i++) {
+		struct scanout *s = &device->scanouts[i];
+		resp.pmodes[i].r.width = htole32((uint32_t)s->display_width);
+		resp.pmodes[i].r.height = htole32((uint32_t)s->display_height);
+		resp.pmodes[i].enabled = htole32(1);
+	}
+	respond(device, chain, hdr, &resp, sizeof(resp), 0);
+}
+
+static void
+cmd_get_edid(struct vgpu_device *device, const struct vu_chain *chain,
+	const struct virtio_gpu_ctrl_hdr *hdr)
+{
+	struct virtio_gpu_cmd_get_edid req;
+	if (!read_request(device, chain, hdr, &req, sizeof(req))) {
+		return;
+	}
+	uint32_t index = le32toh(req.scanout);
+	if (index >= device->limits.num_scanouts) {
+		respond_type(device, chain, hdr, VIRTIO_GPU_RESP_ERR_INVALID_SCANOUT_ID);
+		return;
+	}
+	struct virtio_gpu_resp_edid resp;
+	memset(&resp, 0, sizeof(resp));
+	fill_response_header(&resp.hdr, hdr, VIRTIO_GPU_RESP_OK_EDID);
+	resp.size = htole32(VGPU_EDID_SIZE);
+	struct scanout *s = &device->scanouts[index];
+	vgpu_edid_build(resp.edid, s->display_width, s->display_height, device->name);
+	respond(device, chain, hdr, &resp, sizeof(resp), 0);
+}
+
+static void
+cmd_resource_create_2d(struct vgpu_device *device, const struct vu_chain *chain,
+	const struct virtio_gpu_ctrl_hdr *hdr)
+{
+	struct virtio_gpu_resource_create_2d req;
+	if (!read_request(device, chain, hdr, &req, sizeof(req))) {
+		return;
+	}
+	uint32_t id = le32toh(req.resource_id), format = le32toh(req.format);
+	uint32_t width = le32toh(req.width), height = le32toh(req.height);
+	if (id == 0 || find_resource(device, id) != NULL) {
+		vgpu_log(device, WLR_ERROR, "RESOURCE_CREATE_2D: resource id %u is %s", id,
+			id == 0 ? "zero" : "taken");
+		respond_type(device, chain, hdr, VIRTIO_GPU_RESP_ERR_INVALID_RESOURCE_ID);
+		return;
+	}
+	if (vgpu_format_to_drm(format) == 0 || width == 0 || height == 0 ||
+			width > VGPU_MAX_RESOURCE_DIMENSION || height > VGPU_MAX_RESOURCE_DIMENSION) {
+		vgpu_log(device, WLR_ERROR, "RESOURCE_CREATE_2D: bad format %u or size %ux%u",
+			format, width, height);
+		respond_type(device, chain, hdr, VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
+		return;
+	}
+	uint64_t bytes = (uint64_t)width * 4 * height;
+	if (device->resource_count >= device->limits.max_resources ||
+			bytes > device->limits.max_host_memory - device->host_memory) {
+		vgpu_log(device, WLR_ERROR, "RESOURCE_CREATE_2D: over the VM's limits "
+			"(%u resources, %llu of %llu bytes)", device->resource_count,
+			(unsigned long long)device->host_memory,
+			(unsigned long long)device->limits.max_host_memory);
+		respond_type(device, chain, hdr, VIRTIO_GPU_RESP_ERR_OUT_OF_MEMORY);
+		return;
+	}
+	struct vgpu_resource *res = vgpu_resource_create_2d(id, format, width, height);
+	if (res == NULL) {
+		respond_type(device, chain, hdr, VIRTIO_GPU_RESP_ERR_OUT_OF_MEMORY);
+		return;
+	}
+	wl_list_insert(&device->resources, &res->link);
+	device->resource_count++;
+	device->host_memory += res->data_size;
+	respond_type(device, chain, hdr, VIRTIO_GPU_RESP_OK_NODATA);
+}
+
+static void
+cmd_resource_unref(struct vgpu_device *device, const struct vu_chain *chain,
+	const struct virtio_gpu_ctrl_hdr *hdr)
+{
+	struct virtio_gpu_resource_unref req;
+	if (!read_request(device, chain, hdr, &req, sizeof(req))) {
+		return;
+	}
+	struct vgpu_resource *res = find_resource(device, le32toh(req.resource_id));
+	if (res == NULL) {
+		respond_type(device, chain, hdr, VIRTIO_GPU_RESP_ERR_INVALID_RESOURCE_ID);
+		return;
+	}
+	destroy_resource(device, res);
+	respond_type(device, chain, hdr, VIRTIO_GPU_RESP_OK_NODATA);
+}
+
+/* Reads and checks ATTACH_BACKING's entries; NULL (and an error sent) if bad. */
+static struct vgpu_backing_entry *
+read_backing_entries(struct vgpu_device *device, const struct vu_chain *chain,
+	const struct virtio_gpu_ctrl_hdr *hdr, uint32_t count)
+{
+	const struct vu_guest_memory *mem = vu_dev_memory(device->dev);
+	struct vgpu_backing_entry *entries = calloc(count, sizeof(*entries));
+	if (entries == NULL) {
+		respond_type(device, chain, hdr, VIRTIO_GPU_RESP_ERR_OUT_OF_MEMORY);
+		return NULL;
+	}
+	size_t offset = sizeof(struct virtio_gpu_resource_attach_backing);
+	for (uint32_t i = 0; i < count; i++) {
+		struct virtio_gpu_mem_entry e;
+		if (vu_chain_read(chain, offset + (size_t)i * sizeof(e), &e, sizeof(e)) != sizeof(e)) {
+			vgpu_log(device, WLR_ERROR, "ATTACH_BACKING: %u entries announced, fewer sent", count);
+			goto invalid;
+		}
+		uint64_t gpa = le64toh(e.addr);
+		uint32_t length = le32toh(e.length);
+		struct iovec iov[VU_MAX_MEM_REGIONS];
+		if (length == 0 || vu_mem_gpa_to_iovec(mem, gpa, length, iov, VU_MAX_MEM_REGIONS) < 0) {
+			vgpu_log(device, WLR_ERROR, "ATTACH_BACKING: entry %u (0x%llx+%u) is not guest RAM",
+				i, (unsigned long long)gpa, length);
+			goto invalid;
+		}
+		entries[i].gpa = gpa;
+		entries[i].length = length;
+	}
+	return entries;
+invalid:
+	free(entries);
+	respond_type(device, chain, hdr, VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
+	return NULL;
+}
+
+static void
+cmd_attach_backing(struct vgpu_device *device, const struct vu_chain *chain,
+	const struct virtio_gpu_ctrl_hdr *hdr)
+{
+	struct virtio_gpu_resource_attach_backing req;
+	if (!read_request(device, chain, hdr, &req, sizeof(req))) {
+		return;
+	}
+	struct vgpu_resource *res = find_resource(device, le32toh(req.resource_id));
+	if (res == NULL) {
+		respond_type(device, chain, hdr, VIRTIO_GPU_RESP_ERR_INVALID_RESOURCE_ID);
+		return;
+	}
+	uint32_t count = le32toh(req.nr_entries);
+	if (count == 0 || count > VGPU_MAX_BACKING_ENTRIES || res->backing != NULL) {
+		vgpu_log(device, WLR_ERROR, "ATTACH_BACKING: %u entries%s", count,
+			res->backing != NULL ? " on a resource that has backing" : "");
+		respond_type(device, chain, hdr, VIRTIO_GPU_RESP_ERR_UNSPEC);
+		return;
+	}
+	struct vgpu_backing_entry *entries = read_backing_entries(device, chain, hdr, count);
+	if (entries == NULL) {
+		return;
+	}
+	vgpu_resource_set_backing(res, entries, count);
+	respond_type(device, chain, hdr, VIRTIO_GPU_RESP_OK_NODATA);
+}
+
+static void
+cmd_detach_backing(struct vgpu_device *device, const struct vu_chain *chain,
+	const struct virtio_gpu_ctrl_hdr *hdr)
+{
+	struct virtio_gpu_resource_detach_backing req;
+	if (!read_request(device, chain, hdr, &req, sizeof(req))) {
+		return;
+	}
+	struct vgpu_resource *res = find_resource(device, le32toh(req.resource_id));
+	if (res == NULL || res->backing == NULL) {
+		respond_type(device, chain, hdr, res == NULL ?
+			VIRTIO_GPU_RESP_ERR_INVALID_RESOURCE_ID : VIRTIO_GPU_RESP_ERR_UNSPEC);
+		return;
+	}
+	vgpu_resource_detach_backing(res);
+	respond_type(device, chain, hdr, VIRTIO_GPU_RESP_OK_NODATA);
+}
+
+static void
+cmd_set_scanout(struct vgpu_device *device, const struct vu_chain *chain,
+	const struct virtio_gpu_ctrl_hdr *hdr)
+{
+	struct virtio_gpu_set_scanout req;
+	if (!read_request(device, chain, hdr, &req, sizeof(req))) {
+		return;
+	}
+	uint32_t index = le32toh(req.scanout_id), id = le32toh(req.resource_id);
+	if (index >= device->limits.num_scanouts) {
+		respond_type(device, chain, hdr, VIRTIO_GPU_RESP_ERR_INVALID_SCANOUT_ID);
+		return;
+	}
+	struct wlr_box rect;
+	bool rect_ok = rect_from_virtio(&req.r, &rect);
+	if (id == 0 || (rect_ok && (rect.width == 0 || rect.height == 0))) {
+		disable_scanout(device, index);
+		respond_type(device, chain, hdr, VIRTIO_GPU_RESP_OK_NODATA);
+		return;
+	}
+	struct vgpu_resource *res = find_resource(device, id);
+	if (res == NULL) {
+		respond_type(device, chain, hdr, VIRTIO_GPU_RESP_ERR_INVALID_RESOURCE_ID);
+		return;
+	}
+	if (!rect_ok || !vgpu_resource_contains(res, &rect)) {
+		vgpu_log(device, WLR_ERROR, "SET_SCANOUT: rect outside resource %u", id);
+		respond_type(device, chain, hdr, VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
+		return;
+	}
+	struct scanout *scanout = &device->scanouts[index];
+	scanout->resource = res;
+	scanout->src = rect;
+	device->ops->scanout_set(device->data, index, &res->base, &rect);
+	respond_type(device, chain, hdr, VIRTIO_GPU_RESP_OK_NODATA);
+}
+
+static void
+cmd_transfer_to_host_2d(struct vgpu_device *device, const struct vu_chain *chain,
+	const struct virtio_gpu_ctrl_hdr *hdr)
+{
+	struct virtio_gpu_transfer_to_host_2d req;
+	if (!read_request(device, chain, hdr, &req, sizeof(req))) {
+		return;
+	}
+	struct vgpu_resource *res = find_resource(device, le32toh(req.resource_id));
+	if (res == NULL) {
+		respond_type(device, chain, hdr, VIRTIO_GPU_RESP_ERR_INVALID_RESOURCE_ID);
+		return;
+	}
+	struct wlr_box rect;
+	if (!rect_from_virtio(&req.r, &rect)) {
+		respond_type(device, chain, hdr, VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
+		return;
+	}
+	int64_t copied = vgpu_resource_transfer_to_host(res, vu_dev_memory(device->dev), &rect,
+		le64toh(req.offset));
+	if (copied < 0) {
+		vgpu_log(device, WLR_ERROR, "TRANSFER_TO_HOST_2D on resource %u: %s", res->id,
+			copied == -EFAULT ? "backing outside guest RAM" : "rect or offset out of range");
+		respond_type(device, chain, hdr, copied == -EFAULT ?
+			VIRTIO_GPU_RESP_ERR_UNSPEC : VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
+		return;
+	}
+	device->stats.bytes_copied += (uint64_t)copied;
+	respond_type(device, chain, hdr, VIRTIO_GPU_RESP_OK_NODATA);
+}
+
+static bool
+intersect(const struct wlr_box *a, const struct wlr_box *b, struct wlr_box *out)
+{
+	int x1 = a->x > b->x ? a->x : b->x;
+	int y1 = a->y > b->y ? a->y : b->y;
+	int x2 = a->x + a->width < b->x + b->width ? a->x + a->width : b->x + b->width;
+	int y2 = a->y + a->height < b->y + b->height ? a->y + a->height : b->y + b->height;
+	if (x2 <= x1 || y2 <= y1) {
+		return false;
+	}
+	*out = (struct wlr_box){x1, y1, x2 - x1, y2 - y1};
+	return true;
+}
+
+static void
+cmd_resource_flush(struct vgpu_device *device, const struct vu_chain *chain,
+	const struct virtio_gpu_ctrl_hdr *hdr)
+{
+	struct virtio_gpu_resource_flush req;
+	if (!read_request(device, chain, hdr, &req, sizeof(req))) {
+		return;
+	}
+	struct vgpu_resource *res = find_resource(device, le32toh(req.resource_id));
+	if (res == NULL) {
+		respond_type(device, chain, hdr, VIRTIO_GPU_RESP_ERR_INVALID_RESOURCE_ID);
+		return;
+	}
+	struct wlr_box rect;
+	if (!rect_from_virtio(&req.r, &rect) || !vgpu_resource_contains(res, &rect)) {
+		respond_type(device, chain, hdr, VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
+		return;
+	}
+	device->stats.flushes++;
+	uint32_t waiting = 0;
+	for (unsigned i = 0; i < device->limits.num_scanouts; i++) {
+		struct scanout *s = &device->scanouts[i];
+		struct wlr_box damage;
+		if (s->resource == res && intersect(&rect, &s->src, &damage)) {
+			device->ops->scanout_damage(device->data, i, &damage);
+			waiting |= 1u << i;
+		}
+	}
+	struct virtio_gpu_ctrl_hdr resp;
+	fill_response_header(&resp, hdr, VIRTIO_GPU_RESP_OK_NODATA);
+	/* A fenced flush completes once a frame showing it was presented. */
+	respond(device, chain, hdr, &resp, sizeof(resp), waiting);
+}
+
+static void
+dispatch_control(struct vgpu_device *device, const struct vu_chain *chain)
+{
+	struct virtio_gpu_ctrl_hdr hdr;
+	if (vu_chain_read(chain, 0, &hdr, sizeof(hdr)) != sizeof(hdr)) {
+		vgpu_log(device, WLR_ERROR, "control request shorter than its header");
+		memset(&hdr, 0, sizeof(hdr));
+		respond_type(device, chain, &hdr, VIRTIO_GPU_RESP_ERR_UNSPEC);
+		return;
+	}
+	device->stats.commands++;
+	uint32_t type = le32toh(hdr.type);
+	switch (type) {
+	case VIRTIO_GPU_CMD_GET_DISPLAY_INFO:
+		cmd_get_display_info(device, chain, &hdr);
+		break;
+	case VIRTIO_GPU_CMD_GET_EDID:
+		cmd_get_edid(device, chain, &hdr);
+		break;
+	case VIRTIO_GPU_CMD_RESOURCE_CREATE_2D:
+		cmd_resource_create_2d(device, chain, &hdr);
+		break;
+	case VIRTIO_GPU_CMD_RESOURCE_UNREF:
+		cmd_resource_unref(device, chain, &hdr);
+		break;
+	case VIRTIO_GPU_CMD_RESOURCE_ATTACH_BACKING:
+		cmd_attach_backing(device, chain, &hdr);
+		break;
+	case VIRTIO_GPU_CMD_RESOURCE_DETACH_BACKING:
+		cmd_detach_backing(device, chain, &hdr);
+		break;
+	case VIRTIO_GPU_CMD_SET_SCANOUT:
+		cmd_set_scanout(device, chain, &hdr);
+		break;
+	case VIRTIO_GPU_CMD_TRANSFER_TO_HOST_2D:
+		cmd_transfer_to_host_2d(device, chain, &hdr);
+		break;
+	case VIRTIO_GPU_CMD_RESOURCE_FLUSH:
+		cmd_resource_flush(device, chain, &hdr);
+		break;
+	case VIRTIO_GPU_CMD_GET_CAPSET_INFO:
+	case VIRTIO_GPU_CMD_GET_CAPSET:
+		/* num_capsets is 0: no index or id is valid. */
+		respond_type(device, chain, &hdr, VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
+		break;
+	default:
+		vgpu_log(device, WLR_DEBUG, "unsupported command 0x%x", type);
+		respond_type(device, chain, &hdr, VIRTIO_GPU_RESP_ERR_UNSPEC);
+		break;
+	}
+}
+
+static void
+dispatch_cursor(struct vgpu_device *device, const struct vu_chain *chain)
+{
+	struct virtio_gpu_update_cursor req;
+	if (vu_chain_read(chain, 0, &req, sizeof(req)) != sizeof(req)) {
+		vgpu_log(device, WLR_ERROR, "cursor request shorter than %zu bytes", sizeof(req));
+		return;
+	}
+	uint32_t type = le32toh(req.hdr.type);
+	uint32_t index = le32toh(req.pos.scanout_id);
+	if (index >= device->limits.num_scanouts) {
+		return; // the cursor queue has no error responses
+	}
+	int x = (int)le32toh(req.pos.x), y = (int)le32toh(req.pos.y);
+	if (type == VIRTIO_GPU_CMD_UPDATE_CURSOR) {
+		uint32_t id = le32toh(req.resource_id);
+		struct vgpu_resource *res = id != 0 ? find_resource(device, id) : NULL;
+		if (res != NULL && (res->width != CURSOR_SIZE || res->height != CURSOR_SIZE)) {
+			vgpu_log(device, WLR_ERROR, "cursor resource %u is %ux%u, not 64x64", id,
+				res->width, res->height);
+			res = NULL;
+		}
+		int hot_x = (int)(le32toh(req.hot_x) % CURSOR_SIZE);
+		int hot_y = (int)(le32toh(req.hot_y) % CURSOR_SIZE);
+		device->scanouts[index].cursor_resource = res != NULL ? res->id : 0;
+		device->ops->cursor_set(device->data, index, res != NULL ? &res->base : NULL,
+			hot_x, hot_y);
+		device->ops->cursor_move(device->data, index, x, y);
+	} else if (type == VIRTIO_GPU_CMD_MOVE_CURSOR) {
+		device->ops->cursor_move(device->data, index, x, y);
+	}
+}
+
+static void process_queue(struct vgpu_device *device, unsigned index);
+
+static void
+resume_queue(void *data)
+{
+	struct vgpu_device *device = data;
+	for (unsigned i = 0; i < 2; i++) {
+		if (device->resume_idle[i] != NULL) {
+			device->resume_idle[i] = NULL;
+			process_queue(device, i);
+		}
+	}
+}
+
+static void
+process_queue(struct vgpu_device *device, unsigned index)
+{
+	if (device->dev == NULL || index > CURSOR_QUEUE) {
+		return;
+	}
+	for (int n = 0; n < BATCH_LIMIT; n++) {
+		struct vu_chain chain;
+		int r = vu_dev_pop(device->dev, index, &chain);
+		if (r <= 0) {
+			if (r < 0) {
+				vgpu_log(device, WLR_ERROR, "queue %u is broken (%s): disconnecting", index,
+					strerror(-r));
+				vu_dev_disconnect(device->dev, "broken virtqueue");
+			}
+			return;
+		}
+		if (index == CONTROL_QUEUE) {
+			dispatch_control(device, &chain);
+		} else {
+			dispatch_cursor(device, &chain);
+			vu_dev_push(device->dev, CURSOR_QUEUE, &chain, 0);
+		}
+		if (device->dev == NULL) {
+			return; // a command made us drop the VMM
+		}
+	}
+	/* More may be waiting: continue on the next loop turn, after other work. */
+	if (device->resume_idle[index] == NULL) {
+		device->resume_idle[index] = wl_event_loop_add_idle(device->loop, resume_queue, device);
+	}
+}
+
+/* --- vhost-user device ops ----------------------------------------------------- */
+
+static void reset_device_state(struct vgpu_device *device);
+
+static bool
+get_config(void *data, uint32_t offset, uint8_t *buf, uint32_t size)
+{
+	struct vgpu_device *device = data;
+	if (device->rings_stopped && device->resource_count > 0) {
+		vgpu_log(device, WLR_INFO, "guest driver restarted: dropping its resources");
+		reset_device_state(device);
+	}
+	struct virtio_gpu_config config = {
+		.events_read = htole32(device->events_read),
+		.events_clear = 0,
+		.num_scanouts = htole32(device->limits.num_scanouts),
+		.num_capsets = 0,
+	};
+	if (offset > sizeof(config) || size > sizeof(config) - offset) {
+		return false;
+	}
+	memcpy(buf, (const uint8_t *)&config + offset, size);
+	return true;
+}
+
+static bool
+set_config(void *data, uint32_t offset, const uint8_t *buf, uint32_t size)
+{
+	struct vgpu_device *device = data;
+	/* Only events_clear is writable: write 1 to clear. */
+	if (offset != offsetof(struct virtio_gpu_config, events_clear) || size != 4) {
+		return false;
+	}
+	uint32_t clear;
+	memcpy(&clear, buf, 4);
+	device->events_read &= ~le32toh(clear);
+	return true;
+}
+
+static void
+features_set(void *data, uint64_t features)
+{
+	struct vgpu_device *device = data;
+	device->features = features;
+}
+
+static void
+queue_kicked(void *data, struct vu_dev *dev, unsigned index)
+{
+	struct vgpu_device *device = data;
+	(void)dev;
+	device->rings_stopped = false;
+	process_queue(device, index);
+}
+
+static void
+queue_stopped(void *data, struct vu_dev *dev, unsigned index)
+{
+	struct vgpu_device *device = data;
+	(void)dev;
+	if (index == CONTROL_QUEUE) {
+		/* Their chains point into guest memory that may go away. */
+		drop_pending(device);
+		device->rings_stopped = true;
+	}
+}
+
+static void
+close_gpu_socket(struct vgpu_device *device)
+{
+	if (device->gpu_socket_source != NULL) {
+		wl_event_source_remove(device->gpu_socket_source);
+		device->gpu_socket_source = NULL;
+	}
+	if (device->gpu_socket >= 0) {
+		close(device->gpu_socket);
+		device->gpu_socket = -1;
+	}
+}
+
+/* crossway shows frames itself: the GPU socket stays silent; only EOF matters. */
+static int
+handle_gpu_socket(int fd, uint32_t mask, void *data)
+{
+	struct vgpu_device *device = data;
+	char buf[256];
+	ssize_t n = (mask & WL_EVENT_READABLE) ? read(fd, buf, sizeof(buf)) : 0;
+	if (n <= 0 && !(n < 0 && (errno == EAGAIN || errno == EINTR))) {
+		close_gpu_socket(device);
+	}
+	return 0;
+}
+
+static void
+gpu_socket(void *data, int fd)
+{
+	struct vgpu_device *device = data;
+	/* QEMU sends a new one at every DRIVER_OK: the old one is done. */
+	close_gpu_socket(device);
+	device->gpu_socket = fd;
+	device->gpu_socket_source = wl_event_loop_add_fd(device->loop, fd, WL_EVENT_READABLE,
+		handle_gpu_socket, device);
+}
+
+static void
+connected(void *data, struct vu_dev *dev)
+{
+	struct vgpu_device *device = data;
+	device->dev = dev;
+	vgpu_log(device, WLR_INFO, "VMM connected");
+	device->ops->connection_changed(device->data, true);
+}
+
+static void
+reset_device_state(struct vgpu_device *device)
+{
+	drop_pending(device);
+	for (unsigned i = 0; i < 2; i++) {
+		if (device->resume_idle[i] != NULL) {
+			wl_event_source_remove(device->resume_idle[i]);
+			device->resume_idle[i] = NULL;
+		}
+	}
+	destroy_all_resources(device);
+	close_gpu_socket(device);
+	device->events_read = 0;
+	device->rings_stopped = false;
+}
+
+static void
+disconnected(void *data, struct vu_dev *dev)
+{
+	struct vgpu_device *device = data;
+	(void)dev;
+	vgpu_log(device, WLR_INFO, "VMM disconnected");
+	reset_device_state(device);
+	device->dev = NULL;
+	device->ops->connection_changed(device->data, false);
+}
+
+static const struct vu_device_ops device_ops = {
+	.device_features = 1ull << VIRTIO_GPU_F_EDID,
+	.protocol_features = 0,
+	.num_queues = 2,
+	.get_config = get_config,
+	.set_config = set_config,
+	.features_set = features_set,
+	.queue_kicked = queue_kicked,
+	.queue_stopped = queue_stopped,
+	.gpu_socket = gpu_socket,
+	.connected = connected,
+	.disconnected = disconnected,
+};
+
+/* --- public API ---------------------------------------------------------------- */
+
+static int
+handle_present_timeout(void *data)
+{
+	struct vgpu_device *device = data;
+	struct pending_response *p;
+	wl_list_for_each(p, &device->pending, link) {
+		p->waiting_scanouts = 0;
+	}
+	release_pending(device);
+	return 0;
+}
+
+struct vgpu_device *
+vgpu_device_create(struct wl_event_loop *loop, const char *name, const char *socket_path,
+	const struct vgpu_limits *limits, const struct vgpu_display_ops *ops, void *data)
+{
+	if (limits->num_scanouts < 1 || limits->num_scanouts > VGPU_MAX_SCANOUTS) {
+		wlr_log(WLR_ERROR, "[vm %s] %u scanouts: 1 to %d are possible", name,
+			limits->num_scanouts, VGPU_MAX_SCANOUTS);
+		return NULL;
+	}
+	struct vgpu_device *device = calloc(1, sizeof(*device));
+	if (device == NULL) {
+		return NULL;
+	}
+	device->name = strdup(name);
+	device->loop = loop;
+	device->limits = *limits;
+	device->ops = ops;
+	device->data = data;
+	device->gpu_socket = -1;
+	wl_list_init(&device->resources);
+	wl_list_init(&device->pending);
+	for (unsigned i = 0; i < VGPU_MAX_SCANOUTS; i++) {
+		device->scanouts[i].display_width = DEFAULT_WIDTH;
+		device->scanouts[i].display_height = DEFAULT_HEIGHT;
+	}
+	device->present_timer = wl_event_loop_add_timer(loop, handle_present_timeout, device);
+	if (device->name == NULL || device->present_timer == NULL) {
+		vgpu_device_destroy(device);
+		return NULL;
+	}
+	device->server = vu_server_create(loop, socket_path, name, &device_ops, device);
+	if (device->server == NULL) {
+		vgpu_device_destroy(device);
+		return NULL;
+	}
+	return device;
+}
+
+void
+vgpu_device_destroy(struct vgpu_device *device)
+{
+	if (device == NULL) {
+		return;
+	}
+	/* Disconnects the VMM first: `disconnected` frees the device state. */
+	vu_server_destroy(device->server);
+	reset_device_state(device);
+	if (device->present_timer != NULL) {
+		wl_event_source_remove(device->present_timer);
+	}
+	free(device->name);
+	free(device);
+}
+
+void
+vgpu_device_set_display_size(struct vgpu_device *device, unsigned scanout, int width, int height)
+{
+	if (scanout >= device->limits.num_scanouts || width < 1 || height < 1 ||
+			width > VGPU_MAX_RESOURCE_DIMENSION || height > VGPU_MAX_RESOURCE_DIMENSION) {
+		return;
+	}
+	struct scanout *s = &device->scanouts[scanout];
+	if (s->display_width == width && s->display_height == height) {
+		return;
+	}
+	s->display_width = width;
+	s->display_height = height;
+	/*
+	 * The guest reads it at its next GET_DISPLAY_INFO. The config event is
+	 * set for front ends that forward config interrupts; QEMU 7.2's
+	 * vhost-user-gpu cannot (it owns events_read and drops back-end
+	 * config-change messages).
+	 */
+	device->events_read |= VIRTIO_GPU_EVENT_DISPLAY;
+}
+
+void
+vgpu_device_frame_presented(struct vgpu_device *device, unsigned scanout)
+{
+	if (scanout >= VGPU_MAX_SCANOUTS) {
+		return;
+	}
+	struct pending_response *p;
+	wl_list_for_each(p, &device->pending, link) {
+		p->waiting_scanouts &= ~(1u << scanout);
+	}
+	release_pending(device);
+}
+
+void
+vgpu_device_get_stats(const struct vgpu_device *device, struct vgpu_stats *stats)
+{
+	*stats = device->stats;
+	stats->resources = device->resource_count;
+	stats->host_memory = device->host_memory;
+}
