@@ -10,6 +10,7 @@ PACKAGES="
 	libcairo2-dev libpango1.0-dev fonts-dejavu-core libegl-mesa0 libgl1-mesa-dri edid-decode
 	xcursor-themes
 	weston grim wayland-utils wl-clipboard wlr-randr xvfb
+	qemu-system-x86 linux-image-amd64 busybox-static cpio gdb libdrm-dev python3
 "
 
 if [ "$(id -u)" -eq 0 ]; then

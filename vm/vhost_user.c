@@ -16,7 +16,7 @@
 #include <wlr/util/log.h>
 
 /*
- * Protocol reference: /work/shared/reference/vhost-user.md (QEMU 7.2 as it
+ * Protocol reference: ../shared/reference/vhost-user.md (QEMU 7.2 as it
  * really behaves). Section numbers below refer to it.
  */
 
@@ -646,8 +646,8 @@ add_mem_reg(struct request_ctx *ctx)
 		return REPLY_NEVER;
 	}
 	/* Existing mappings stay where they are, so running rings are unaffected. */
-	return add_region(ctx->dev, ctx->msg->payload + 8, ctx->fds[0]) < 0 ? REPLY_FAILED
-									     : REPLY_NONE;
+	int ret = add_region(ctx->dev, ctx->msg->payload + 8, ctx->fds[0]);
+	return ret < 0 ? REPLY_FAILED : REPLY_NONE;
 }
 
 static enum reply
@@ -1153,8 +1153,10 @@ accept_front_end(struct vu_server *server, int fd)
 	dev->server = server;
 	dev->fd = fd;
 	vu_mem_init(&dev->mem);
-	dev->num_queues = server->ops->num_queues < VU_MAX_QUEUES ? server->ops->num_queues
-								  : VU_MAX_QUEUES;
+	dev->num_queues = server->ops->num_queues;
+	if (dev->num_queues > VU_MAX_QUEUES) {
+		dev->num_queues = VU_MAX_QUEUES;
+	}
 	for (unsigned i = 0; i < VU_MAX_QUEUES; i++) {
 		struct vu_vring *r = &dev->vrings[i];
 		r->dev = dev;

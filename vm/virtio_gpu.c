@@ -844,6 +844,11 @@ disconnected(void *data, struct vu_dev *dev)
 	(void)dev;
 	vgpu_log(device, WLR_INFO, "VMM disconnected");
 	reset_device_state(device);
+	/* A new VM starts with the default display, not the last guest's mode. */
+	for (unsigned i = 0; i < VGPU_MAX_SCANOUTS; i++) {
+		device->scanouts[i].display_width = DEFAULT_WIDTH;
+		device->scanouts[i].display_height = DEFAULT_HEIGHT;
+	}
 	device->dev = NULL;
 	device->ops->connection_changed(device->data, false);
 }

@@ -901,8 +901,8 @@ static void pointer_constraint_create(struct client *client)
 		return;
 	}
 	region = confine_region_create(client);
-	if (!client->running) {
-		return;
+	if (client->opt.confine_region_set && region == NULL) {
+		return; /* already reported */
 	}
 	client->confined_pointer = zwp_pointer_constraints_v1_confine_pointer(
 		client->pointer_constraints, client->surface, client->pointer, region, lifetime);

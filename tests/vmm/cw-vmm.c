@@ -105,7 +105,8 @@ static const char usage_steps[] =
 "Other steps:\n"
 "  sleep MS               keep servicing the device for MS\n"
 "  wait-line              wait for a line on stdin (keeps servicing)\n"
-"  stats                  kick/call/error counters\n";
+"  stats                  counters: kicks, calls, calls on replaced fds\n"
+"                         (stale: QEMU would lose them), err fds, pages\n";
 
 enum expect { EXP_OK, EXP_ERR, EXP_ANY, EXP_CODE, EXP_ALIVE, EXP_CLOSED };
 
@@ -927,12 +928,13 @@ static int step_stats(struct ctx *c, struct step *s)
 
 	printf("%s: sent %" PRIu64 " replies %" PRIu64 " kicks %" PRIu64
 			" suppressed %" PRIu64 " calls %" PRIu64 "/%" PRIu64
-			" forwarded %" PRIu64 " err %" PRIu64 "/%" PRIu64
+			" forwarded %" PRIu64 " stale %" PRIu64 "/%" PRIu64
+			" err %" PRIu64 "/%" PRIu64
 			" late-used-writes %" PRIu64 " commands %" PRIu64 " responses %" PRIu64
 			" error-responses %" PRIu64 " fences %" PRIu64 " guest-pages %" PRIu64 "\n",
 			s->name, d->messages_sent, d->replies_received, d->kicks,
 			d->kicks_suppressed, d->calls[0], d->calls[1], d->calls_forwarded,
-			d->err_signals[0], d->err_signals[1], d->late_used_writes,
+			d->stale_calls[0], d->stale_calls[1], d->err_signals[0], d->err_signals[1], d->late_used_writes,
 			g->commands, g->responses, g->errors, g->fences_done,
 			vmm_mem_pages_in_use(vmm_dev_mem(c->dev)));
 	return 0;

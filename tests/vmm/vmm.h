@@ -228,7 +228,8 @@ struct vmm_dev_stats {
 	uint64_t messages_sent, replies_received;
 	uint64_t kicks, kicks_suppressed;
 	uint64_t calls[2];              /* interrupts seen per queue */
-	uint64_t calls_forwarded;       /* pending on a replaced call fd */
+	uint64_t calls_forwarded;       /* pending on a call fd when replaced */
+	uint64_t stale_calls[2];        /* signals on replaced call fds (lost) */
 	uint64_t err_signals[2];        /* SET_VRING_ERR fds signalled */
 	uint64_t slave_requests;        /* back-end request channel */
 	uint64_t late_used_writes;      /* used ring touched after GET_VRING_BASE */

@@ -796,9 +796,12 @@ static int wait_cmd(struct vmm_gpu *gpu, struct vmm_gpu_cmd *c, int timeout_ms)
 			/* The interrupt may be just behind the used index. */
 			r = vmm_dev_wait_call(gpu->dev, c->queue, 100);
 			if (r <= 0) {
+				const struct vmm_dev_stats *st = vmm_dev_stats(gpu->dev);
+
 				vmm_dev_fail(gpu->dev, "vq%u: %s was answered in the used ring "
-						"but the call fd was never signalled",
-						c->queue, vmm_gpu_cmd_name(c->type));
+						"but the call fd was never signalled (signals on "
+						"replaced call fds: %" PRIu64 ")", c->queue,
+						vmm_gpu_cmd_name(c->type), st->stale_calls[c->queue]);
 				return -1;
 			}
 		}

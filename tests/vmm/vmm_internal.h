@@ -68,6 +68,8 @@ enum {
 #define GS_PROTOCOL_F_EDID 0
 #define GS_PROTOCOL_F_DMABUF2 1
 
+#define VMM_STALE_CALLS 3
+
 struct vmm_queue {
 	struct vmm_vring *vr;      /* the running ring */
 	struct vmm_vring *retired; /* stopped by GET_VRING_BASE, freed later */
@@ -75,6 +77,9 @@ struct vmm_queue {
 	bool retired_stopped;      /* by GET_VRING_BASE, not by a hang-up */
 	int kick_fd, call_fd, err_fd;
 	bool call_pending;         /* a replaced call fd had been signalled */
+	/* Replaced call fds, kept open only to notice a back end that still
+	 * signals them: QEMU would lose those interrupts. */
+	int stale_call[VMM_STALE_CALLS];
 };
 
 struct vmm_gpusock {

@@ -135,8 +135,11 @@ struct vmm_dev *vmm_dev_new(const struct vmm_config *cfg)
 		return NULL;
 	dev->cfg = *cfg;
 	dev->sock = dev->slave_fd = dev->gs.fd = -1;
-	for (unsigned q = 0; q < 2; q++)
+	for (unsigned q = 0; q < 2; q++) {
 		dev->q[q].kick_fd = dev->q[q].call_fd = dev->q[q].err_fd = -1;
+		for (unsigned i = 0; i < VMM_STALE_CALLS; i++)
+			dev->q[q].stale_call[i] = -1;
+	}
 	dev->mem = vmm_mem_new(cfg->mem_size, cfg->nregions);
 	if (!dev->mem) {
 		free(dev);
@@ -152,6 +155,8 @@ static void close_queue_fds(struct vmm_queue *vq)
 	close_fd(&vq->kick_fd);
 	close_fd(&vq->call_fd);
 	close_fd(&vq->err_fd);
+	for (unsigned i = 0; i < VMM_STALE_CALLS; i++)
+		close_fd(&vq->stale_call[i]);
 	vq->call_pending = false;
 }
 
@@ -305,7 +310,11 @@ static int check_idle_socket(struct vmm_dev *dev)
 	return -1;
 }
 
-enum { P_TARGET, P_SOCK, P_GPU, P_SLAVE, P_ERR0, P_ERR1, P_COUNT };
+enum {
+	P_TARGET, P_SOCK, P_GPU, P_SLAVE, P_ERR0, P_ERR1,
+	P_STALE, /* VMM_STALE_CALLS per queue */
+	P_COUNT = P_STALE + 2 * VMM_STALE_CALLS,
+};
 
 static void build_pollset(struct vmm_dev *dev, int fd, struct pollfd *p)
 {
@@ -319,6 +328,22 @@ static void build_pollset(struct vmm_dev *dev, int fd, struct pollfd *p)
 	p[P_SLAVE].fd = dev->slave_fd;
 	p[P_ERR0].fd = dev->q[0].err_fd;
 	p[P_ERR1].fd = dev->q[1].err_fd;
+	for (unsigned q = 0; q < 2; q++) {
+		for (unsigned i = 0; i < VMM_STALE_CALLS; i++)
+			p[P_STALE + q * VMM_STALE_CALLS + i].fd = dev->q[q].stale_call[i];
+	}
+}
+
+static void drain_stale_call(struct vmm_dev *dev, unsigned q, unsigned i)
+{
+	uint64_t v;
+
+	if (read(dev->q[q].stale_call[i], &v, sizeof(v)) == (ssize_t)sizeof(v)) {
+		dev->stats.stale_calls[q] += v;
+		vmm_dev_note(dev, "vq%u: the back end signalled the call fd replaced "
+				"%u SET_VRING_CALL(s) ago (QEMU would lose this interrupt)",
+				q, i + 1);
+	}
 }
 
 static int service_ready(struct vmm_dev *dev, const struct pollfd *p)
@@ -332,6 +357,10 @@ static int service_ready(struct vmm_dev *dev, const struct pollfd *p)
 	for (unsigned q = 0; q < 2; q++) {
 		if (p[P_ERR0 + q].revents)
 			drain_err_fd(dev, q);
+		for (unsigned i = 0; i < VMM_STALE_CALLS; i++) {
+			if (p[P_STALE + q * VMM_STALE_CALLS + i].revents)
+				drain_stale_call(dev, q, i);
+		}
 	}
 	return 0;
 }
@@ -659,7 +688,11 @@ static int replace_call_fd(struct vmm_dev *dev, unsigned q)
 		vq->call_pending = true;
 		dev->stats.calls_forwarded++;
 	}
-	close_fd(&vq->call_fd);
+	/* The oldest replaced fd goes; the others keep being watched. */
+	close_fd(&vq->stale_call[VMM_STALE_CALLS - 1]);
+	memmove(&vq->stale_call[1], &vq->stale_call[0],
+			sizeof(int) * (VMM_STALE_CALLS - 1));
+	vq->stale_call[0] = vq->call_fd;
 	vq->call_fd = fd;
 	return 0;
 }
