@@ -138,6 +138,9 @@ process_passthrough(struct cw_seat *seat, uint32_t time_msec)
 	}
 	wlr_seat_pointer_notify_enter(seat->seat, hit.surface, hit.sx, hit.sy);
 	wlr_seat_pointer_notify_motion(seat->seat, time_msec, hit.sx, hit.sy);
+	if (seat->active_constraint == NULL) {
+		cw_cursor_update_constraint(seat);
+	}
 }
 
 static void
@@ -178,7 +181,10 @@ effective_constraint(struct cw_seat *seat)
 	return constraint;
 }
 
-/* Applies a confinement region by dropping the motion axes that leave it. */
+/*
+ * Keeps a confined pointer inside its region: the motion stops at the
+ * region's edge (searched along the motion) instead of being dropped.
+ */
 static void
 confine_motion(struct cw_seat *seat, struct wlr_pointer_constraint_v1 *constraint,
 	double *dx, double *dy)
@@ -188,14 +194,17 @@ confine_motion(struct cw_seat *seat, struct wlr_pointer_constraint_v1 *constrain
 	if (pixman_region32_contains_point(region, (int)(sx + *dx), (int)(sy + *dy), NULL)) {
 		return;
 	}
-	if (pixman_region32_contains_point(region, (int)(sx + *dx), (int)sy, NULL)) {
-		*dy = 0;
-	} else if (pixman_region32_contains_point(region, (int)sx, (int)(sy + *dy), NULL)) {
-		*dx = 0;
-	} else {
-		*dx = 0;
-		*dy = 0;
+	double inside = 0.0, outside = 1.0;
+	for (int i = 0; i < 16; i++) {
+		double t = (inside + outside) / 2;
+		if (pixman_region32_contains_point(region, (int)(sx + *dx * t), (int)(sy + *dy * t), NULL)) {
+			inside = t;
+		} else {
+			outside = t;
+		}
 	}
+	*dx *= inside;
+	*dy *= inside;
 }
 
 static void
@@ -447,6 +456,9 @@ handle_constraint_destroy(struct wl_listener *listener, void *data)
 	struct cw_seat *seat = wl_container_of(listener, seat, constraint_destroy);
 	wl_list_remove(&seat->constraint_destroy.link);
 	wl_list_init(&seat->constraint_destroy.link);
+	if (seat->suppressed_constraint == seat->active_constraint) {
+		seat->suppressed_constraint = NULL;
+	}
 	seat->active_constraint = NULL;
 }
 
@@ -459,16 +471,35 @@ cw_cursor_update_constraint(struct cw_seat *seat)
 		constraint = wlr_pointer_constraints_v1_constraint_for_surface(
 			seat->pointer_constraints, focused, seat->seat);
 	}
+	if (constraint != seat->suppressed_constraint) {
+		seat->suppressed_constraint = NULL; // Super+Escape lasts until the focus moves
+	}
 	if (constraint == seat->active_constraint) {
 		return;
 	}
 	deactivate_constraint(seat);
-	if (constraint == NULL) {
+	if (constraint == NULL || constraint == seat->suppressed_constraint) {
+		return;
+	}
+	/* It takes effect once the pointer is on the surface, inside the region. */
+	struct wlr_seat_pointer_state *pointer = &seat->seat->pointer_state;
+	if (pointer->focused_surface != constraint->surface ||
+			!pixman_region32_contains_point(&constraint->region, (int)pointer->sx,
+				(int)pointer->sy, NULL)) {
 		return;
 	}
 	seat->active_constraint = constraint;
 	wl_signal_add(&constraint->events.destroy, &seat->constraint_destroy);
 	wlr_pointer_constraint_v1_send_activated(constraint);
+}
+
+void
+cw_cursor_release_constraint(struct cw_seat *seat)
+{
+	if (seat->active_constraint != NULL) {
+		seat->suppressed_constraint = seat->active_constraint;
+		deactivate_constraint(seat);
+	}
 }
 
 static void

@@ -80,6 +80,10 @@ handle_binding(struct cw_seat *seat, xkb_keysym_t sym, uint32_t modifiers)
 		}
 		return true;
 	}
+	if ((modifiers & WLR_MODIFIER_LOGO) && sym == XKB_KEY_Escape) {
+		cw_cursor_release_constraint(seat);
+		return true;
+	}
 	const uint32_t exit_mods = WLR_MODIFIER_LOGO | WLR_MODIFIER_SHIFT;
 	if ((modifiers & exit_mods) == exit_mods && (sym == XKB_KEY_E || sym == XKB_KEY_e)) {
 		wlr_log(WLR_INFO, "Exit requested from the keyboard");
@@ -133,6 +137,10 @@ handle_keyboard_destroy(struct wl_listener *listener, void *data)
 	wl_list_remove(&keyboard->destroy.link);
 	wl_list_remove(&keyboard->link);
 	free(keyboard);
+	if (wl_list_empty(&seat->keyboards)) {
+		/* wlroots 0.15 would send a second leave while dropping the capability. */
+		wlr_seat_keyboard_notify_clear_focus(seat->seat);
+	}
 	update_capabilities(seat);
 }
 
@@ -177,9 +185,16 @@ add_keyboard(struct cw_seat *seat, struct wlr_input_device *device, bool set_key
 	wl_signal_add(&device->keyboard->events.key, &keyboard->key);
 	keyboard->destroy.notify = handle_keyboard_destroy;
 	wl_signal_add(&device->events.destroy, &keyboard->destroy);
+	bool first = wl_list_empty(&seat->keyboards);
 	wl_list_insert(&seat->keyboards, &keyboard->link);
 	wlr_seat_set_keyboard(seat->seat, device);
 	update_capabilities(seat);
+	struct cw_view *view = seat->focused_view;
+	if (first && view != NULL && view->surface != NULL) {
+		/* The focus was cleared with the last keyboard: give it back. */
+		wlr_seat_keyboard_notify_enter(seat->seat, view->surface, device->keyboard->keycodes,
+			device->keyboard->num_keycodes, &device->keyboard->modifiers);
+	}
 }
 
 static void

@@ -29,6 +29,8 @@ struct cw_seat {
 	struct wlr_relative_pointer_manager_v1 *relative_pointer_manager;
 	struct wlr_pointer_constraints_v1 *pointer_constraints;
 	struct wlr_pointer_constraint_v1 *active_constraint;
+	/* Released by the user (Super+Escape); never dereferenced, only compared. */
+	struct wlr_pointer_constraint_v1 *suppressed_constraint;
 	struct wl_listener new_constraint;
 	struct wl_listener constraint_destroy; // on active_constraint
 

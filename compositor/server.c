@@ -24,17 +24,43 @@
 #include "vm.h"
 #include "xdg_view.h"
 
-/* One client's idle inhibitor: while any exists, the session never idles. */
+/* One client's idle inhibitor: it holds while its window can be seen. */
 struct cw_idle_inhibitor {
 	struct wl_list link; // cw_server.idle_inhibitors
 	struct cw_server *server;
+	struct wlr_idle_inhibitor_v1 *inhibitor;
 	struct wl_listener destroy;
 };
 
-static void
-update_idle_enabled(struct cw_server *server)
+/* A window can be seen unless it is unmapped or another one is fullscreen. */
+static bool
+inhibitor_is_visible(struct cw_server *server, struct cw_idle_inhibitor *inhibitor)
 {
-	wlr_idle_set_enabled(server->idle, server->seat.seat, wl_list_empty(&server->idle_inhibitors));
+	struct cw_view *view = cw_view_from_surface(server, inhibitor->inhibitor->surface);
+	if (view == NULL || !view->mapped) {
+		return false;
+	}
+	struct cw_view *other;
+	wl_list_for_each(other, &server->views, link) {
+		if (other != view && other->mapped && other->fullscreen) {
+			return false;
+		}
+	}
+	return true;
+}
+
+void
+cw_server_update_idle(struct cw_server *server)
+{
+	bool inhibited = false;
+	struct cw_idle_inhibitor *inhibitor;
+	wl_list_for_each(inhibitor, &server->idle_inhibitors, link) {
+		if (inhibitor_is_visible(server, inhibitor)) {
+			inhibited = true;
+			break;
+		}
+	}
+	wlr_idle_set_enabled(server->idle, server->seat.seat, !inhibited);
 }
 
 static void
@@ -45,7 +71,7 @@ handle_idle_inhibitor_destroy(struct wl_listener *listener, void *data)
 	wl_list_remove(&inhibitor->link);
 	wl_list_remove(&inhibitor->destroy.link);
 	free(inhibitor);
-	update_idle_enabled(server);
+	cw_server_update_idle(server);
 }
 
 static void
@@ -58,10 +84,31 @@ handle_new_idle_inhibitor(struct wl_listener *listener, void *data)
 		return;
 	}
 	inhibitor->server = server;
+	inhibitor->inhibitor = wlr_inhibitor;
 	inhibitor->destroy.notify = handle_idle_inhibitor_destroy;
 	wl_signal_add(&wlr_inhibitor->events.destroy, &inhibitor->destroy);
 	wl_list_insert(&server->idle_inhibitors, &inhibitor->link);
-	update_idle_enabled(server);
+	cw_server_update_idle(server);
+}
+
+/*
+ * xdg-activation: only a token minted for an input event of this seat, by
+ * a client that has the keyboard focus, may move the focus. A token made
+ * without user interaction cannot steal it.
+ */
+static bool
+token_is_trusted(struct cw_server *server, const struct wlr_xdg_activation_token_v1 *token)
+{
+	struct wlr_seat *seat = server->seat.seat;
+	if (token->seat != seat || token->surface == NULL) {
+		return false;
+	}
+	struct wl_client *client = wl_resource_get_client(token->surface->resource);
+	struct wlr_seat_client *seat_client = wlr_seat_client_for_wl_client(seat, client);
+	struct wlr_surface *focused = seat->keyboard_state.focused_surface;
+	return seat_client != NULL && focused != NULL &&
+		wl_resource_get_client(focused->resource) == client &&
+		wlr_seat_client_validate_event_serial(seat_client, token->serial);
 }
 
 static void
@@ -72,8 +119,8 @@ handle_request_activate(struct wl_listener *listener, void *data)
 	if (!wlr_surface_is_xdg_surface(event->surface)) {
 		return;
 	}
-	/* Only a token minted while the user interacted with the seat counts. */
-	if (event->token->seat != NULL && event->token->seat != server->seat.seat) {
+	if (!token_is_trusted(server, event->token)) {
+		wlr_log(WLR_DEBUG, "Ignoring an activation token not made from user input");
 		return;
 	}
 	struct cw_view *view = cw_view_from_surface(server, event->surface);
@@ -269,6 +316,7 @@ void
 cw_server_toplevel_mapped(struct cw_server *server)
 {
 	server->mapped_toplevels++;
+	cw_server_update_idle(server);
 	if (server->options->screenshot_path != NULL) {
 		cw_output_schedule_frames(server);
 	}
@@ -278,4 +326,5 @@ void
 cw_server_toplevel_unmapped(struct cw_server *server)
 {
 	server->mapped_toplevels--;
+	cw_server_update_idle(server);
 }

@@ -82,6 +82,9 @@ const char *cw_server_start(struct cw_server *server);
 void cw_server_finish(struct cw_server *server);
 void cw_server_terminate(struct cw_server *server, int exit_code);
 
+/* Re-evaluates idle inhibitors (windows mapped, unmapped, made fullscreen). */
+void cw_server_update_idle(struct cw_server *server);
+
 /* A toplevel became visible or went away: drives --screenshot-after. */
 void cw_server_toplevel_mapped(struct cw_server *server);
 void cw_server_toplevel_unmapped(struct cw_server *server);

@@ -218,12 +218,14 @@ cw_view_set_fullscreen(struct cw_view *view, bool fullscreen)
 		cw_view_move_to(view, output_box.x, output_box.y);
 		view->impl->set_fullscreen(view, true);
 		cw_view_request_size(view, output_box.width, output_box.height);
+		cw_server_update_idle(server);
 		return;
 	}
 	view->fullscreen = false;
 	wlr_scene_node_reparent(&view->tree->node, &server->layers[CW_LAYER_NORMAL]->node);
 	cw_frame_set_visible(&view->frame, view->decorated);
 	view->impl->set_fullscreen(view, false);
+	cw_server_update_idle(server);
 	if (view->maximized) {
 		cw_view_set_maximized(view, true);
 	} else {

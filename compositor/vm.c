@@ -165,6 +165,25 @@ show_buffer(struct cw_vm_view *vview, struct wlr_buffer *buffer, const struct wl
 		.x = src->x, .y = src->y, .width = src->width, .height = src->height});
 }
 
+/* The guest turned the display off: hide the window, keep its place. */
+static void
+hide_view(struct cw_vm_view *vview)
+{
+	if (vview == NULL) {
+		return;
+	}
+	if (vview->base.mapped) {
+		cw_view_unmap(&vview->base);
+	}
+	if (vview->buffer_node != NULL) {
+		wlr_scene_node_destroy(&vview->buffer_node->node);
+		vview->buffer_node = NULL;
+	}
+	wlr_buffer_unlock(vview->buffer);
+	vview->buffer = NULL;
+	vview->present_pending = false;
+}
+
 static void
 handle_scanout_set(void *data, unsigned scanout, struct wlr_buffer *buffer,
 	const struct wlr_box *src)
@@ -172,11 +191,10 @@ handle_scanout_set(void *data, unsigned scanout, struct wlr_buffer *buffer,
 	struct cw_vm *vm = data;
 	struct cw_vm_view *vview = vm->views[scanout];
 	if (buffer == NULL) {
-		destroy_view(vview);
+		hide_view(vview);
 		return;
 	}
-	bool new_view = vview == NULL;
-	if (new_view) {
+	if (vview == NULL) {
 		vview = create_view(vm, scanout);
 		if (vview == NULL) {
 			return;
@@ -184,8 +202,14 @@ handle_scanout_set(void *data, unsigned scanout, struct wlr_buffer *buffer,
 		vm->views[scanout] = vview;
 	}
 	show_buffer(vview, buffer, src);
-	if (new_view) {
-		/* A new display window is as large as the guest's mode. */
+	if (vview->buffer_node == NULL) {
+		return;
+	}
+	if (!vview->base.mapped) {
+		/*
+		 * A display turned on is as large as the guest's mode; one turned
+		 * back on (a mode set) comes back where it was.
+		 */
 		wlr_scene_buffer_set_dest_size(vview->buffer_node, src->width, src->height);
 		vgpu_device_set_display_size(vm->device, scanout, src->width, src->height);
 		cw_view_map(&vview->base, src->width, src->height);

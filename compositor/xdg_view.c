@@ -68,7 +68,12 @@ xdg_set_fullscreen(struct cw_view *view, bool fullscreen)
 static void
 xdg_set_resizing(struct cw_view *view, bool resizing)
 {
-	wlr_xdg_toplevel_set_resizing(xdg_view_from_view(view)->xdg_surface, resizing);
+	struct wlr_xdg_surface *xdg_surface = xdg_view_from_view(view)->xdg_surface;
+	wlr_xdg_toplevel_set_resizing(xdg_surface, resizing);
+	if (resizing) {
+		/* Start from the current size rather than "client decides" (0x0). */
+		wlr_xdg_toplevel_set_size(xdg_surface, (uint32_t)view->width, (uint32_t)view->height);
+	}
 }
 
 static uint32_t

@@ -438,6 +438,8 @@ stop_all_queue_users(struct vu_dev *dev)
 	}
 }
 
+static void read_and_dispatch(struct vu_dev *dev);
+
 static int
 handle_kick(int fd, uint32_t mask, void *data)
 {
@@ -448,7 +450,13 @@ handle_kick(int fd, uint32_t mask, void *data)
 	ssize_t n = read(fd, &value, sizeof(value));
 	(void)n;
 	dev_enter(dev);
-	if (vring_active(r)) {
+	/*
+	 * A kick and the front end's last messages (a new call fd, say) can be
+	 * ready in the same loop turn: handle the messages first, or a reply
+	 * could go to a call fd that was already replaced and be lost.
+	 */
+	read_and_dispatch(dev);
+	if (!dev->closing && vring_active(r)) {
 		notify_kicked(r);
 	}
 	dev_leave(dev);
@@ -1116,11 +1124,10 @@ message_complete(struct vu_dev *dev)
 	return dev->msg_have == VHOST_USER_HDR_SIZE + msg.size;
 }
 
-static int
-handle_connection(int fd, uint32_t mask, void *data)
+/* Handles the messages waiting on the connection (bounded per call). */
+static void
+read_and_dispatch(struct vu_dev *dev)
 {
-	struct vu_dev *dev = data;
-	dev_enter(dev);
 	unsigned handled = 0;
 	while (!dev->closing && handled < MESSAGES_PER_DISPATCH) {
 		enum read_result r = read_message_part(dev);
@@ -1135,6 +1142,14 @@ handle_connection(int fd, uint32_t mask, void *data)
 		dev->msg_have = 0;
 		handled++;
 	}
+}
+
+static int
+handle_connection(int fd, uint32_t mask, void *data)
+{
+	struct vu_dev *dev = data;
+	dev_enter(dev);
+	read_and_dispatch(dev);
 	dev_leave(dev);
 	return 0;
 }
