@@ -126,6 +126,10 @@ struct vu_dev {
 	int msg_fds[VHOST_USER_MAX_FDS];
 	unsigned msg_nfds;
 
+	/* Rings that came up: the device looks at them once the messages are read. */
+	uint32_t deferred_kicks; // bit per ring
+	struct wl_event_source *deferred_kick_source;
+
 	/* Re-entrancy: a device callback may ask to disconnect while we are inside a handler. */
 	unsigned busy;
 	bool closing;
@@ -275,6 +279,9 @@ dev_destroy(struct vu_dev *dev)
 		close(dev->msg_fds[i]);
 	}
 	vu_mem_finish(&dev->mem);
+	if (dev->deferred_kick_source != NULL) {
+		wl_event_source_remove(dev->deferred_kick_source);
+	}
 	if (dev->source != NULL) {
 		wl_event_source_remove(dev->source);
 	}
@@ -356,13 +363,40 @@ notify_kicked(struct vu_vring *r)
 	}
 }
 
+static void
+run_deferred_kicks(void *data)
+{
+	struct vu_dev *dev = data;
+	dev->deferred_kick_source = NULL;
+	uint32_t kicks = dev->deferred_kicks;
+	dev->deferred_kicks = 0;
+	dev_enter(dev);
+	for (unsigned i = 0; i < dev->num_queues && !dev->closing; i++) {
+		if ((kicks & (1u << i)) && vring_active(&dev->vrings[i])) {
+			notify_kicked(&dev->vrings[i]);
+		}
+	}
+	dev_leave(dev);
+}
+
 /* Called after anything that may start or enable a ring. */
 static void
 vring_changed(struct vu_vring *r, bool was_active)
 {
-	/* The driver may have queued requests before the ring came up. */
-	if (!was_active && vring_active(r)) {
-		notify_kicked(r);
+	/*
+	 * The driver may have queued requests before the ring came up. They are
+	 * looked at after the messages already received: QEMU sends the final
+	 * call fds right after SET_VRING_ENABLE, and an answer signalled on the
+	 * previous call fd would be lost.
+	 */
+	if (was_active || !vring_active(r)) {
+		return;
+	}
+	struct vu_dev *dev = r->dev;
+	dev->deferred_kicks |= 1u << r->index;
+	if (dev->deferred_kick_source == NULL) {
+		dev->deferred_kick_source = wl_event_loop_add_idle(dev->server->loop,
+			run_deferred_kicks, dev);
 	}
 }
 

@@ -685,11 +685,11 @@ process_queue(struct vgpu_device *device, unsigned index)
 		struct vu_chain chain;
 		int r = vu_dev_pop(device->dev, index, &chain);
 		if (r <= 0) {
-			if (r < 0) {
-				vgpu_log(device, WLR_ERROR, "queue %u is broken (%s): disconnecting", index,
-					strerror(-r));
-				vu_dev_disconnect(device->dev, "broken virtqueue");
-			}
+			/*
+			 * A broken ring is halted and reported on the err fd by the
+			 * vhost-user layer, like QEMU's NEEDS_RESET: the VM keeps
+			 * running, the queue stays dead until the driver resets it.
+			 */
 			return;
 		}
 		if (index == CONTROL_QUEUE) {
