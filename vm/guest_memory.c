@@ -1,6 +1,8 @@
 #include "guest_memory.h"
 
 #include <errno.h>
+#include <unistd.h>
+#include <fcntl.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -16,6 +18,7 @@ vu_mem_finish(struct vu_guest_memory *mem)
 {
 	for (unsigned i = 0; i < mem->count; i++) {
 		munmap(mem->regions[i].map, mem->regions[i].map_size);
+		close(mem->regions[i].fd);
 	}
 	vu_mem_init(mem);
 }
@@ -86,7 +89,14 @@ vu_mem_add_region(struct vu_guest_memory *mem, int fd, uint64_t guest_phys_addr,
 	if (map == MAP_FAILED) {
 		return -errno;
 	}
+	int kept = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	if (kept < 0) {
+		ret = -errno;
+		munmap(map, map_size);
+		return ret;
+	}
 	mem->regions[mem->count++] = (struct vu_mem_region){
+		.fd = kept,
 		.guest_phys_addr = guest_phys_addr,
 		.size = size,
 		.user_addr = user_addr,
@@ -109,6 +119,7 @@ vu_mem_remove_region(struct vu_guest_memory *mem, uint64_t guest_phys_addr, uint
 			continue;
 		}
 		munmap(r->map, r->map_size);
+		close(r->fd);
 		memmove(r, r + 1, (mem->count - i - 1) * sizeof(*r));
 		mem->count--;
 		memset(&mem->regions[mem->count], 0, sizeof(mem->regions[0]));
@@ -156,6 +167,22 @@ void *
 vu_mem_uaddr_to_host(const struct vu_guest_memory *mem, uint64_t uaddr, uint64_t len)
 {
 	return translate(mem, uaddr, len, true);
+}
+
+bool
+vu_mem_gpa_to_file(const struct vu_guest_memory *mem, uint64_t gpa, uint64_t len, int *fd,
+	uint64_t *offset)
+{
+	for (unsigned i = 0; i < mem->count; i++) {
+		const struct vu_mem_region *r = &mem->regions[i];
+		if (gpa >= r->guest_phys_addr && len <= r->size &&
+				gpa - r->guest_phys_addr <= r->size - len) {
+			*fd = r->fd;
+			*offset = r->mmap_offset + (gpa - r->guest_phys_addr);
+			return true;
+		}
+	}
+	return false;
 }
 
 int

@@ -23,6 +23,7 @@ struct vu_mem_region {
 	uint8_t *map;         // mmap of [0, mmap_offset + size) of the fd
 	size_t map_size;
 	uint8_t *host;        // map + mmap_offset
+	int fd;               // a duplicate, kept for zero-copy views of guest pages
 };
 
 struct vu_guest_memory {
@@ -49,6 +50,14 @@ int vu_mem_remove_region(struct vu_guest_memory *mem, uint64_t guest_phys_addr,
 void *vu_mem_gpa_to_host(const struct vu_guest_memory *mem, uint64_t gpa, uint64_t len);
 /* The same for front-end user addresses. */
 void *vu_mem_uaddr_to_host(const struct vu_guest_memory *mem, uint64_t uaddr, uint64_t len);
+/*
+ * The memory file and offset backing [gpa, gpa + len), if the range lies in
+ * one region: for mapping guest pages elsewhere (blob resources, udmabuf).
+ * Returns false if it does not. The fd stays owned by the memory table.
+ */
+bool vu_mem_gpa_to_file(const struct vu_guest_memory *mem, uint64_t gpa, uint64_t len,
+	int *fd, uint64_t *offset);
+
 /*
  * Splits [gpa, gpa + len) into host iovecs across regions. Returns the
  * number of iovecs used, or -EFAULT if any byte is unmapped, -ENOBUFS if

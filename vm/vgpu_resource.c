@@ -5,6 +5,8 @@
 #include <linux/virtio_gpu.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 uint32_t
 vgpu_format_to_drm(uint32_t virtio_format)
@@ -33,6 +35,12 @@ static void
 resource_buffer_destroy(struct wlr_buffer *buffer)
 {
 	struct vgpu_resource *res = resource_from_buffer(buffer);
+	if (res->blob_map != NULL) {
+		munmap(res->blob_map, res->blob_map_size);
+	}
+	if (res->blob_dmabuf >= 0) {
+		close(res->blob_dmabuf);
+	}
 	free(res->backing);
 	free(res->data);
 	free(res);
@@ -88,6 +96,7 @@ vgpu_resource_create_2d(uint32_t id, uint32_t virtio_format, uint32_t width, uin
 		free(res);
 		return NULL;
 	}
+	res->blob_dmabuf = -1;
 	wl_list_init(&res->link);
 	wlr_buffer_init(&res->base, &resource_buffer_impl, (int)width, (int)height);
 	return res;

@@ -39,7 +39,17 @@ struct vgpu_resource {
 	uint32_t backing_count;
 	uint64_t backing_size;
 	bool unreferenced;   // the guest dropped it; only compositor locks remain
+
+	/* Blob resources (BLOB_MEM_GUEST): the guest's pages, never copied. */
+	bool blob;
+	uint64_t blob_size;
+	uint8_t *blob_map;     // one linear read-only view of the guest pages
+	size_t blob_map_size;
+	int blob_dmabuf;       // a udmabuf of the same pages, or -1
 };
+
+/* Bounds per blob (QEMU's entry limit; address space, not memory, is spent). */
+#define VGPU_MAX_BLOB_SIZE (1ull << 30)
 
 /* DRM fourcc for a 4-byte virtio-gpu format, or 0 if unsupported. */
 uint32_t vgpu_format_to_drm(uint32_t virtio_format);
@@ -63,6 +73,23 @@ void vgpu_resource_detach_backing(struct vgpu_resource *res);
  */
 int64_t vgpu_resource_transfer_to_host(struct vgpu_resource *res,
 	const struct vu_guest_memory *mem, const struct wlr_box *rect, uint64_t offset);
+
+/*
+ * RESOURCE_CREATE_BLOB with BLOB_MEM_GUEST: maps the guest pages of
+ * `entries` (page-aligned, each inside one memory region) into one linear
+ * read-only view, and makes a udmabuf of them when /dev/udmabuf allows.
+ * Returns NULL with *error set to a virtio-gpu response code.
+ */
+struct vgpu_resource *vgpu_resource_create_blob(uint32_t id, const struct vu_guest_memory *mem,
+	const struct vgpu_backing_entry *entries, uint32_t count, uint64_t size, uint32_t *error);
+
+/*
+ * A displayable image inside a blob (SET_SCANOUT_BLOB): format, stride and
+ * offset applied to the blob's pages. Holds a lock on the blob. NULL if the
+ * layout does not fit the blob.
+ */
+struct wlr_buffer *vgpu_blob_image_create(struct vgpu_resource *blob, uint32_t drm_format,
+	uint32_t width, uint32_t height, uint32_t stride, uint32_t offset);
 
 /* Whether `rect` lies inside the resource. */
 bool vgpu_resource_contains(const struct vgpu_resource *res, const struct wlr_box *rect);

@@ -13,6 +13,7 @@
 #include <linux/virtio_gpu.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <unistd.h>
 #include <wlr/util/log.h>
 
@@ -41,6 +42,7 @@ struct pending_response {
 
 struct scanout {
 	struct vgpu_resource *resource; // NULL: disabled
+	struct wlr_buffer *image;       // what is shown (locked): the resource, or an image in a blob
 	struct wlr_box src;
 	int display_width, display_height; // what the guest is offered
 	uint32_t cursor_resource;
@@ -59,6 +61,7 @@ struct vgpu_device {
 	struct wl_list resources; // vgpu_resource.link
 	uint32_t resource_count;
 	uint64_t host_memory;
+	uint64_t blob_memory; // guest pages mapped for blobs (address space, not RAM)
 	struct scanout scanouts[VGPU_MAX_SCANOUTS];
 	uint32_t events_read; // config space: VIRTIO_GPU_EVENT_DISPLAY
 
@@ -103,6 +106,7 @@ vgpu_limits_default(struct vgpu_limits *limits)
 {
 	limits->max_resources = 1024;
 	limits->max_host_memory = 512ull << 20;
+	limits->max_blob_memory = 4ull << 30;
 	limits->num_scanouts = 1;
 }
 
@@ -235,6 +239,22 @@ disable_scanout(struct vgpu_device *device, unsigned index)
 	}
 	scanout->resource = NULL;
 	device->ops->scanout_set(device->data, index, NULL, NULL);
+	wlr_buffer_unlock(scanout->image);
+	scanout->image = NULL;
+}
+
+/* Points a scanout at `image` (locked here) showing `src` of it. */
+static void
+enable_scanout(struct vgpu_device *device, unsigned index, struct vgpu_resource *res,
+	struct wlr_buffer *image, const struct wlr_box *src)
+{
+	struct scanout *scanout = &device->scanouts[index];
+	struct wlr_buffer *old = scanout->image;
+	scanout->resource = res;
+	scanout->image = wlr_buffer_lock(image);
+	scanout->src = *src;
+	device->ops->scanout_set(device->data, index, image, src);
+	wlr_buffer_unlock(old);
 }
 
 static void
@@ -251,6 +271,9 @@ destroy_resource(struct vgpu_device *device, struct vgpu_resource *res)
 	}
 	device->resource_count--;
 	device->host_memory -= res->data_size;
+	if (res->blob) {
+		device->blob_memory -= res->blob_size;
+	}
 	vgpu_resource_unref(res);
 }
 
@@ -381,7 +404,7 @@ cmd_resource_unref(struct vgpu_device *device, const struct vu_chain *chain,
 /* Reads and checks ATTACH_BACKING's entries; NULL (and an error sent) if bad. */
 static struct vgpu_backing_entry *
 read_backing_entries(struct vgpu_device *device, const struct vu_chain *chain,
-	const struct virtio_gpu_ctrl_hdr *hdr, uint32_t count)
+	const struct virtio_gpu_ctrl_hdr *hdr, size_t offset, uint32_t count)
 {
 	const struct vu_guest_memory *mem = vu_dev_memory(device->dev);
 	struct vgpu_backing_entry *entries = calloc(count, sizeof(*entries));
@@ -389,18 +412,17 @@ read_backing_entries(struct vgpu_device *device, const struct vu_chain *chain,
 		respond_type(device, chain, hdr, VIRTIO_GPU_RESP_ERR_OUT_OF_MEMORY);
 		return NULL;
 	}
-	size_t offset = sizeof(struct virtio_gpu_resource_attach_backing);
 	for (uint32_t i = 0; i < count; i++) {
 		struct virtio_gpu_mem_entry e;
 		if (vu_chain_read(chain, offset + (size_t)i * sizeof(e), &e, sizeof(e)) != sizeof(e)) {
-			vgpu_log(device, WLR_ERROR, "ATTACH_BACKING: %u entries announced, fewer sent", count);
+			vgpu_log(device, WLR_ERROR, "%u memory entries announced, fewer sent", count);
 			goto invalid;
 		}
 		uint64_t gpa = le64toh(e.addr);
 		uint32_t length = le32toh(e.length);
 		struct iovec iov[VU_MAX_MEM_REGIONS];
 		if (length == 0 || vu_mem_gpa_to_iovec(mem, gpa, length, iov, VU_MAX_MEM_REGIONS) < 0) {
-			vgpu_log(device, WLR_ERROR, "ATTACH_BACKING: entry %u (0x%llx+%u) is not guest RAM",
+			vgpu_log(device, WLR_ERROR, "memory entry %u (0x%llx+%u) is not guest RAM",
 				i, (unsigned long long)gpa, length);
 			goto invalid;
 		}
@@ -428,13 +450,14 @@ cmd_attach_backing(struct vgpu_device *device, const struct vu_chain *chain,
 		return;
 	}
 	uint32_t count = le32toh(req.nr_entries);
-	if (count == 0 || count > VGPU_MAX_BACKING_ENTRIES || res->backing != NULL) {
+	if (count == 0 || count > VGPU_MAX_BACKING_ENTRIES || res->backing != NULL || res->blob) {
 		vgpu_log(device, WLR_ERROR, "ATTACH_BACKING: %u entries%s", count,
 			res->backing != NULL ? " on a resource that has backing" : "");
 		respond_type(device, chain, hdr, VIRTIO_GPU_RESP_ERR_UNSPEC);
 		return;
 	}
-	struct vgpu_backing_entry *entries = read_backing_entries(device, chain, hdr, count);
+	struct vgpu_backing_entry *entries = read_backing_entries(device, chain, hdr,
+		sizeof(struct virtio_gpu_resource_attach_backing), count);
 	if (entries == NULL) {
 		return;
 	}
@@ -490,10 +513,11 @@ cmd_set_scanout(struct vgpu_device *device, const struct vu_chain *chain,
 		respond_type(device, chain, hdr, VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
 		return;
 	}
-	struct scanout *scanout = &device->scanouts[index];
-	scanout->resource = res;
-	scanout->src = rect;
-	device->ops->scanout_set(device->data, index, &res->base, &rect);
+	if (res->blob) {
+		respond_type(device, chain, hdr, VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
+		return; // blobs are shown with SET_SCANOUT_BLOB, which gives their layout
+	}
+	enable_scanout(device, index, res, &res->base, &rect);
 	respond_type(device, chain, hdr, VIRTIO_GPU_RESP_OK_NODATA);
 }
 
@@ -508,6 +532,11 @@ cmd_transfer_to_host_2d(struct vgpu_device *device, const struct vu_chain *chain
 	struct vgpu_resource *res = find_resource(device, le32toh(req.resource_id));
 	if (res == NULL) {
 		respond_type(device, chain, hdr, VIRTIO_GPU_RESP_ERR_INVALID_RESOURCE_ID);
+		return;
+	}
+	if (res->blob) {
+		/* The host sees the guest's pages themselves: nothing to copy (as QEMU). */
+		respond_type(device, chain, hdr, VIRTIO_GPU_RESP_OK_NODATA);
 		return;
 	}
 	struct wlr_box rect;
@@ -556,7 +585,7 @@ cmd_resource_flush(struct vgpu_device *device, const struct vu_chain *chain,
 		return;
 	}
 	struct wlr_box rect;
-	if (!rect_from_virtio(&req.r, &rect) || !vgpu_resource_contains(res, &rect)) {
+	if (!rect_from_virtio(&req.r, &rect) || (!res->blob && !vgpu_resource_contains(res, &rect))) {
 		respond_type(device, chain, hdr, VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
 		return;
 	}
@@ -574,6 +603,134 @@ cmd_resource_flush(struct vgpu_device *device, const struct vu_chain *chain,
 	fill_response_header(&resp, hdr, VIRTIO_GPU_RESP_OK_NODATA);
 	/* A fenced flush completes once a frame showing it was presented. */
 	respond(device, chain, hdr, &resp, sizeof(resp), waiting);
+}
+
+static bool
+feature_negotiated(const struct vgpu_device *device, unsigned bit)
+{
+	return device->features & (1ull << bit);
+}
+
+static void
+cmd_resource_create_blob(struct vgpu_device *device, const struct vu_chain *chain,
+	const struct virtio_gpu_ctrl_hdr *hdr)
+{
+	struct virtio_gpu_resource_create_blob req;
+	if (!read_request(device, chain, hdr, &req, sizeof(req))) {
+		return;
+	}
+	uint32_t id = le32toh(req.resource_id), count = le32toh(req.nr_entries);
+	uint64_t size = le64toh(req.size);
+	if (id == 0 || find_resource(device, id) != NULL) {
+		respond_type(device, chain, hdr, VIRTIO_GPU_RESP_ERR_INVALID_RESOURCE_ID);
+		return;
+	}
+	/* Host blobs need 3D contexts, which this device does not offer. */
+	if (le32toh(req.blob_mem) != VIRTIO_GPU_BLOB_MEM_GUEST || le64toh(req.blob_id) != 0 ||
+			count == 0 || count > VGPU_MAX_BACKING_ENTRIES || size == 0 ||
+			size > VGPU_MAX_BLOB_SIZE) {
+		vgpu_log(device, WLR_ERROR, "RESOURCE_CREATE_BLOB: mem %u, %u entries, %llu bytes refused",
+			le32toh(req.blob_mem), count, (unsigned long long)size);
+		respond_type(device, chain, hdr, VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
+		return;
+	}
+	if (device->resource_count >= device->limits.max_resources ||
+			size > device->limits.max_blob_memory - device->blob_memory) {
+		vgpu_log(device, WLR_ERROR, "RESOURCE_CREATE_BLOB: over the VM's limits");
+		respond_type(device, chain, hdr, VIRTIO_GPU_RESP_ERR_OUT_OF_MEMORY);
+		return;
+	}
+	struct vgpu_backing_entry *entries = read_backing_entries(device, chain, hdr,
+		sizeof(req), count);
+	if (entries == NULL) {
+		return;
+	}
+	uint32_t error = 0;
+	struct vgpu_resource *res = vgpu_resource_create_blob(id, vu_dev_memory(device->dev),
+		entries, count, size, &error);
+	free(entries);
+	if (res == NULL) {
+		vgpu_log(device, WLR_ERROR, "RESOURCE_CREATE_BLOB %u: guest pages not mappable "
+			"(not page-aligned or not in one memory region)", id);
+		respond_type(device, chain, hdr, error);
+		return;
+	}
+	wl_list_insert(&device->resources, &res->link);
+	device->resource_count++;
+	device->host_memory += res->data_size; // the 1x1 placeholder
+	device->blob_memory += res->blob_size;
+	respond_type(device, chain, hdr, VIRTIO_GPU_RESP_OK_NODATA);
+}
+
+static void
+cmd_set_scanout_blob(struct vgpu_device *device, const struct vu_chain *chain,
+	const struct virtio_gpu_ctrl_hdr *hdr)
+{
+	struct virtio_gpu_set_scanout_blob req;
+	if (!read_request(device, chain, hdr, &req, sizeof(req))) {
+		return;
+	}
+	uint32_t index = le32toh(req.scanout_id), id = le32toh(req.resource_id);
+	if (index >= device->limits.num_scanouts) {
+		respond_type(device, chain, hdr, VIRTIO_GPU_RESP_ERR_INVALID_SCANOUT_ID);
+		return;
+	}
+	if (id == 0) {
+		disable_scanout(device, index);
+		respond_type(device, chain, hdr, VIRTIO_GPU_RESP_OK_NODATA);
+		return;
+	}
+	struct vgpu_resource *res = find_resource(device, id);
+	if (res == NULL || !res->blob) {
+		respond_type(device, chain, hdr, VIRTIO_GPU_RESP_ERR_INVALID_RESOURCE_ID);
+		return;
+	}
+	uint32_t drm_format = vgpu_format_to_drm(le32toh(req.format));
+	uint32_t width = le32toh(req.width), height = le32toh(req.height);
+	struct wlr_box rect;
+	struct wlr_buffer *image = drm_format == 0 ? NULL :
+		vgpu_blob_image_create(res, drm_format, width, height, le32toh(req.strides[0]),
+			le32toh(req.offsets[0]));
+	bool rect_ok = rect_from_virtio(&req.r, &rect) && rect.width > 0 && rect.height > 0 &&
+		(uint64_t)rect.x + (uint64_t)rect.width <= width &&
+		(uint64_t)rect.y + (uint64_t)rect.height <= height;
+	if (image == NULL || !rect_ok) {
+		vgpu_log(device, WLR_ERROR, "SET_SCANOUT_BLOB: format %u %ux%u stride %u offset %u "
+			"does not fit blob %u", le32toh(req.format), width, height,
+			le32toh(req.strides[0]), le32toh(req.offsets[0]), id);
+		wlr_buffer_drop(image);
+		respond_type(device, chain, hdr, VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
+		return;
+	}
+	enable_scanout(device, index, res, image, &rect);
+	wlr_buffer_drop(image); // the scanout (and the compositor) hold their own locks
+	respond_type(device, chain, hdr, VIRTIO_GPU_RESP_OK_NODATA);
+}
+
+static void
+cmd_assign_uuid(struct vgpu_device *device, const struct vu_chain *chain,
+	const struct virtio_gpu_ctrl_hdr *hdr)
+{
+	struct virtio_gpu_resource_assign_uuid req;
+	if (!read_request(device, chain, hdr, &req, sizeof(req))) {
+		return;
+	}
+	struct vgpu_resource *res = find_resource(device, le32toh(req.resource_id));
+	if (res == NULL) {
+		respond_type(device, chain, hdr, VIRTIO_GPU_RESP_ERR_INVALID_RESOURCE_ID);
+		return;
+	}
+	struct virtio_gpu_resp_resource_uuid resp;
+	memset(&resp, 0, sizeof(resp));
+	fill_response_header(&resp.hdr, hdr, VIRTIO_GPU_RESP_OK_RESOURCE_UUID);
+	/* A random (version 4) UUID, unique for this resource's lifetime. */
+	if (getrandom(resp.uuid, sizeof(resp.uuid), 0) != sizeof(resp.uuid)) {
+		respond_type(device, chain, hdr, VIRTIO_GPU_RESP_ERR_UNSPEC);
+		return;
+	}
+	resp.uuid[6] = (uint8_t)((resp.uuid[6] & 0x0f) | 0x40);
+	resp.uuid[8] = (uint8_t)((resp.uuid[8] & 0x3f) | 0x80);
+	respond(device, chain, hdr, &resp, sizeof(resp), 0);
 }
 
 static void
@@ -615,6 +772,27 @@ dispatch_control(struct vgpu_device *device, const struct vu_chain *chain)
 		break;
 	case VIRTIO_GPU_CMD_RESOURCE_FLUSH:
 		cmd_resource_flush(device, chain, &hdr);
+		break;
+	case VIRTIO_GPU_CMD_RESOURCE_CREATE_BLOB:
+		if (feature_negotiated(device, VIRTIO_GPU_F_RESOURCE_BLOB)) {
+			cmd_resource_create_blob(device, chain, &hdr);
+		} else {
+			respond_type(device, chain, &hdr, VIRTIO_GPU_RESP_ERR_UNSPEC);
+		}
+		break;
+	case VIRTIO_GPU_CMD_SET_SCANOUT_BLOB:
+		if (feature_negotiated(device, VIRTIO_GPU_F_RESOURCE_BLOB)) {
+			cmd_set_scanout_blob(device, chain, &hdr);
+		} else {
+			respond_type(device, chain, &hdr, VIRTIO_GPU_RESP_ERR_UNSPEC);
+		}
+		break;
+	case VIRTIO_GPU_CMD_RESOURCE_ASSIGN_UUID:
+		if (feature_negotiated(device, VIRTIO_GPU_F_RESOURCE_UUID)) {
+			cmd_assign_uuid(device, chain, &hdr);
+		} else {
+			respond_type(device, chain, &hdr, VIRTIO_GPU_RESP_ERR_UNSPEC);
+		}
 		break;
 	case VIRTIO_GPU_CMD_GET_CAPSET_INFO:
 	case VIRTIO_GPU_CMD_GET_CAPSET:
@@ -842,7 +1020,13 @@ disconnected(void *data, struct vu_dev *dev)
 {
 	struct vgpu_device *device = data;
 	(void)dev;
-	vgpu_log(device, WLR_INFO, "VMM disconnected");
+	struct vgpu_stats *st = &device->stats;
+	/* Benchmarks read this line: what one VM session cost the host. */
+	vgpu_log(device, WLR_INFO, "VMM disconnected; session stats: commands=%llu errors=%llu "
+		"flushes=%llu bytes_copied=%llu", (unsigned long long)st->commands,
+		(unsigned long long)st->errors, (unsigned long long)st->flushes,
+		(unsigned long long)st->bytes_copied);
+	device->stats = (struct vgpu_stats){0};
 	reset_device_state(device);
 	/* A new VM starts with the default display, not the last guest's mode. */
 	for (unsigned i = 0; i < VGPU_MAX_SCANOUTS; i++) {
@@ -854,7 +1038,9 @@ disconnected(void *data, struct vu_dev *dev)
 }
 
 static const struct vu_device_ops device_ops = {
-	.device_features = 1ull << VIRTIO_GPU_F_EDID,
+	/* QEMU 7.2 passes only EDID through; generic front ends get blobs too. */
+	.device_features = (1ull << VIRTIO_GPU_F_EDID) | (1ull << VIRTIO_GPU_F_RESOURCE_BLOB) |
+		(1ull << VIRTIO_GPU_F_RESOURCE_UUID),
 	.protocol_features = 0,
 	.num_queues = 2,
 	.get_config = get_config,

@@ -21,6 +21,7 @@ struct vgpu_device;
 struct vgpu_limits {
 	uint32_t max_resources;    // live resources per VM
 	uint64_t max_host_memory;  // bytes of host copies (2D resources) per VM
+	uint64_t max_blob_memory;  // bytes of guest pages mapped for blobs per VM
 	uint32_t num_scanouts;     // 1..VGPU_MAX_SCANOUTS
 };
 

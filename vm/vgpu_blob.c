@@ -1,0 +1,233 @@
+/*
+ * Blob resources in guest memory, shown without any copy: the guest's pages
+ * are mapped (from the VM's memory file) into one linear view that the
+ * renderer samples, and, where the kernel has /dev/udmabuf, also exported
+ * as a dmabuf that a GPU renderer imports directly.
+ */
+#define _GNU_SOURCE
+#include <drm_fourcc.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/udmabuf.h>
+#include <linux/virtio_gpu.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+#include <wlr/util/log.h>
+
+#include "vgpu_resource.h"
+
+#define PAGE_SIZE_BYTES 4096u
+
+/* Maps every entry at its place in one reserved range; false if one cannot be. */
+static bool
+map_linear(struct vgpu_resource *res, const struct vu_guest_memory *mem,
+	const struct vgpu_backing_entry *entries, uint32_t count, uint64_t total)
+{
+	uint8_t *base = mmap(NULL, (size_t)total, PROT_NONE,
+		MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (base == MAP_FAILED) {
+		return false;
+	}
+	res->blob_map = base;
+	res->blob_map_size = (size_t)total;
+	uint64_t pos = 0;
+	for (uint32_t i = 0; i < count; i++) {
+		int fd;
+		uint64_t offset;
+		if (!vu_mem_gpa_to_file(mem, entries[i].gpa, entries[i].length, &fd, &offset) ||
+				offset % PAGE_SIZE_BYTES != 0) {
+			return false;
+		}
+		/* Read-only: nothing on the host may write into a guest's memory. */
+		void *at = mmap(base + pos, entries[i].length, PROT_READ, MAP_SHARED | MAP_FIXED,
+			fd, (off_t)offset);
+		if (at == MAP_FAILED) {
+			return false;
+		}
+		pos += entries[i].length;
+	}
+	return true;
+}
+
+/* A udmabuf of the same pages, if the kernel offers it; -1 otherwise. */
+static int
+make_udmabuf(const struct vu_guest_memory *mem, const struct vgpu_backing_entry *entries,
+	uint32_t count)
+{
+	int dev = open("/dev/udmabuf", O_RDWR | O_CLOEXEC);
+	if (dev < 0) {
+		return -1; // no udmabuf here: the linear view serves alone
+	}
+	size_t size = sizeof(struct udmabuf_create_list) + count * sizeof(struct udmabuf_create_item);
+	struct udmabuf_create_list *list = calloc(1, size);
+	int dmabuf = -1;
+	if (list == NULL) {
+		goto out;
+	}
+	list->flags = UDMABUF_FLAGS_CLOEXEC;
+	list->count = count;
+	for (uint32_t i = 0; i < count; i++) {
+		int fd;
+		uint64_t offset;
+		if (!vu_mem_gpa_to_file(mem, entries[i].gpa, entries[i].length, &fd, &offset)) {
+			goto out;
+		}
+		list->list[i] = (struct udmabuf_create_item){
+			.memfd = (uint32_t)fd, .offset = offset, .size = entries[i].length};
+	}
+	/* Needs memfds sealed against shrinking, as QEMU's memory-backend-memfd does. */
+	dmabuf = ioctl(dev, UDMABUF_CREATE_LIST, list);
+	if (dmabuf < 0) {
+		wlr_log(WLR_DEBUG, "udmabuf refused the guest pages (%s): mapping them instead",
+			strerror(errno));
+		dmabuf = -1;
+	}
+out:
+	free(list);
+	close(dev);
+	return dmabuf;
+}
+
+static bool
+entries_are_pages(const struct vgpu_backing_entry *entries, uint32_t count, uint64_t *total)
+{
+	*total = 0;
+	for (uint32_t i = 0; i < count; i++) {
+		if (entries[i].gpa % PAGE_SIZE_BYTES != 0 || entries[i].length % PAGE_SIZE_BYTES != 0 ||
+				entries[i].length == 0) {
+			return false;
+		}
+		*total += entries[i].length;
+		if (*total > VGPU_MAX_BLOB_SIZE) {
+			return false;
+		}
+	}
+	return true;
+}
+
+struct vgpu_resource *
+vgpu_resource_create_blob(uint32_t id, const struct vu_guest_memory *mem,
+	const struct vgpu_backing_entry *entries, uint32_t count, uint64_t size, uint32_t *error)
+{
+	uint64_t total;
+	if (count == 0 || size == 0 || !entries_are_pages(entries, count, &total) || size > total) {
+		*error = VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER;
+		return NULL;
+	}
+	/* A 1x1 placeholder: a blob has no format until an image is made of it. */
+	struct vgpu_resource *res = vgpu_resource_create_2d(id, VIRTIO_GPU_FORMAT_B8G8R8X8_UNORM, 1, 1);
+	if (res == NULL) {
+		*error = VIRTIO_GPU_RESP_ERR_OUT_OF_MEMORY;
+		return NULL;
+	}
+	res->blob = true;
+	res->blob_size = size;
+	res->blob_dmabuf = -1;
+	if (!map_linear(res, mem, entries, count, total)) {
+		*error = VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER;
+		vgpu_resource_unref(res);
+		return NULL;
+	}
+	res->blob_dmabuf = make_udmabuf(mem, entries, count);
+	return res;
+}
+
+/* --- images inside a blob ------------------------------------------------------ */
+
+struct blob_image {
+	struct wlr_buffer base;
+	struct vgpu_resource *blob; // locked
+	uint32_t drm_format, stride, offset;
+};
+
+static struct blob_image *
+blob_image_from_buffer(struct wlr_buffer *buffer)
+{
+	return wl_container_of(buffer, (struct blob_image *)NULL, base);
+}
+
+static void
+blob_image_destroy(struct wlr_buffer *buffer)
+{
+	struct blob_image *image = blob_image_from_buffer(buffer);
+	wlr_buffer_unlock(&image->blob->base);
+	free(image);
+}
+
+static bool
+blob_image_begin_data_ptr_access(struct wlr_buffer *buffer, uint32_t flags, void **data,
+	uint32_t *format, size_t *stride)
+{
+	struct blob_image *image = blob_image_from_buffer(buffer);
+	if (flags & WLR_BUFFER_DATA_PTR_ACCESS_WRITE) {
+		return false;
+	}
+	*data = image->blob->blob_map + image->offset;
+	*format = image->drm_format;
+	*stride = image->stride;
+	return true;
+}
+
+static void
+blob_image_end_data_ptr_access(struct wlr_buffer *buffer)
+{
+	(void)buffer;
+}
+
+static bool
+blob_image_get_dmabuf(struct wlr_buffer *buffer, struct wlr_dmabuf_attributes *attribs)
+{
+	struct blob_image *image = blob_image_from_buffer(buffer);
+	if (image->blob->blob_dmabuf < 0) {
+		return false;
+	}
+	*attribs = (struct wlr_dmabuf_attributes){
+		.width = buffer->width,
+		.height = buffer->height,
+		.format = image->drm_format,
+		.modifier = DRM_FORMAT_MOD_LINEAR,
+		.n_planes = 1,
+		.offset = {image->offset},
+		.stride = {image->stride},
+		.fd = {image->blob->blob_dmabuf},
+	};
+	return true;
+}
+
+static const struct wlr_buffer_impl blob_image_impl = {
+	.destroy = blob_image_destroy,
+	.get_dmabuf = blob_image_get_dmabuf,
+	.begin_data_ptr_access = blob_image_begin_data_ptr_access,
+	.end_data_ptr_access = blob_image_end_data_ptr_access,
+};
+
+struct wlr_buffer *
+vgpu_blob_image_create(struct vgpu_resource *blob, uint32_t drm_format, uint32_t width,
+	uint32_t height, uint32_t stride, uint32_t offset)
+{
+	/*
+	 * The whole image, row by row, must lie inside the blob, and the stride
+	 * stay in the range renderers index with an int.
+	 */
+	if (!blob->blob || width == 0 || height == 0 || width > VGPU_MAX_RESOURCE_DIMENSION ||
+			height > VGPU_MAX_RESOURCE_DIMENSION || stride < (uint64_t)width * 4 ||
+			stride % 4 != 0 || stride > VGPU_MAX_RESOURCE_DIMENSION * 4 ||
+			(uint64_t)offset + (uint64_t)stride * (height - 1) + (uint64_t)width * 4 >
+				blob->blob_size) {
+		return NULL;
+	}
+	struct blob_image *image = calloc(1, sizeof(*image));
+	if (image == NULL) {
+		return NULL;
+	}
+	image->blob = blob;
+	wlr_buffer_lock(&blob->base);
+	image->drm_format = drm_format;
+	image->stride = stride;
+	image->offset = offset;
+	wlr_buffer_init(&image->base, &blob_image_impl, (int)width, (int)height);
+	return &image->base;
+}
