@@ -55,6 +55,25 @@ if [ "${CW_INSIDE:-}" = 1 ]; then
 	# The guest powered off: its window went with it.
 	wait_for_line "$log" "Unmapped vm-display 'alpha'"
 
+	# The framebuffer console draws into the same window: text on black.
+	guest alpha --test console:8 >"$CW_ARTIFACTS/console-run.log" 2>&1 &
+	console=$!
+	wait_for_line "$CW_ARTIFACTS/alpha/serial.log" 'GTEST console-start'
+	wait_mapped alpha vm-display
+	total=$((WIN_W * WIN_H))
+	deadline=$(( $(date +%s) + CW_WAIT_SECONDS ))
+	while :; do
+		grim "$CW_ARTIFACTS/console.png" || fail "grim failed"
+		black=$(count_color "$CW_ARTIFACTS/console.png" 000000 "$WIN_X,$WIN_Y,$WIN_W,$WIN_H")
+		# Mostly black, but not only: text is on screen.
+		[ "$black" -gt $((total / 2)) ] && [ "$black" -lt "$total" ] && break
+		[ "$(date +%s)" -lt "$deadline" ] ||
+			fail "no console text in the window ($black of $total pixels black)"
+		sleep 0.25
+	done
+	wait "$console" || fail "the console run failed: $(tail -n 5 "$CW_ARTIFACTS/console-run.log")"
+	wait_for_line "$log" "Unmapped vm-display 'alpha'"
+
 	# Unbind and rebind the driver: the window goes and comes back.
 	before=$(grep -c "Mapped vm-display 'alpha'" "$log")
 	guest alpha --test pattern:3,rebind,pattern:6 --palette 1 || fail "the rebind run failed"

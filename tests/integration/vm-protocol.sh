@@ -37,7 +37,7 @@ if [ "${CW_INSIDE:-}" = 1 ]; then
 	fifo="$CW_ARTIFACTS/vmm.fifo"
 	mkfifo "$fifo"
 	vmm alpha connect driver-ok display-info edid scanout 640 480 --pattern quadrants \
-		flush 0 0 32 24 --fence 9 wait-fence 9 cursor 10 10 wait-line \
+		flush 0 0 32 24 --fence 9 wait-fence 9 cursor 10 10 --pattern solid:ff00ff wait-line \
 		<"$fifo" >"$CW_ARTIFACTS/alpha.out" 2>&1 &
 	vmm_pid=$!
 	exec 4>"$fifo"
@@ -52,6 +52,18 @@ if [ "${CW_INSIDE:-}" = 1 ]; then
 	expect_pixel_near "$shot" $((WIN_X + 400)) $((WIN_Y - 5)) "$ALPHA_COLOR" 2
 	grep -q '^display-info 0: 1024x768 enabled' "$CW_ARTIFACTS/alpha.out" ||
 		fail "display info: $(grep display-info "$CW_ARTIFACTS/alpha.out")"
+	# Over the VM's window the host cursor is the guest's (a magenta square here).
+	wait_for_line "$CW_ARTIFACTS/alpha.out" '^cursor '
+	start_input
+	input "move $((WIN_X + 100)) $((WIN_Y + 100))"
+	shot=$(screenshot guest-cursor)
+	expect_pixel "$shot" $((WIN_X + 120)) $((WIN_Y + 120)) ff00ff
+	expect_pixel "$shot" $((WIN_X + 160)) $((WIN_Y + 160)) ff00ff
+	input "move 20 780"
+	shot=$(screenshot host-cursor)
+	expect_pixel "$shot" $((WIN_X + 120)) $((WIN_Y + 120)) ff0000
+	[ "$(count_color "$shot" ff00ff 0,700,200,100)" -eq 0 ] || fail "the guest cursor left its window"
+	stop_input
 	echo >&4
 	exec 4>&-
 	wait "$vmm_pid" || { cat "$CW_ARTIFACTS/alpha.out" >&2; fail "the first session failed"; }
@@ -117,6 +129,7 @@ if [ "${CW_INSIDE:-}" = 1 ]; then
 fi
 
 setup_runtime_dir
+export CW_EXTENT=1280x800
 run_crossway_with_self --size 1280x800 \
 	--vm "alpha=$XDG_RUNTIME_DIR/alpha.sock,color=#$ALPHA_COLOR" \
 	--vm "beta=$XDG_RUNTIME_DIR/beta.sock,max-resources=2"

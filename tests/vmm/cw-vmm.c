@@ -85,6 +85,13 @@ static const char usage_steps[] =
 "  cursor-hide            MOVE_CURSOR with resource 0\n"
 "  wait-fence ID [MS]     wait for a --fence command: 'fence 7 done'\n"
 "  wait-all [MS]          wait for every outstanding command\n"
+"  frames N [X Y W H]     N timed cycles of TRANSFER_TO_HOST_2D (not waited\n"
+"                         for, as Linux) + fenced RESOURCE_FLUSH of the rect\n"
+"                         (default: whole resource); --depth K cycles in\n"
+"                         flight (default 1); --unfenced: unfenced flushes,\n"
+"                         each waited for; --no-verify: count GPU-socket\n"
+"                         frames without comparing pixels; --fence ID: first\n"
+"                         fence (default: after the highest used so far)\n"
 "\n"
 "GPU socket checks (against what was drawn, transferred and set):\n"
 "  expect-update [MS]     wait for UPDATEs newer than the last check and show\n"
@@ -117,8 +124,8 @@ struct step {
 	/* options */
 	struct vmm_pattern pattern;
 	const char *pattern_text;
-	uint32_t scanout, id, format, entries, fds;
-	bool has_id, has_fence, no_transfer, reply;
+	uint32_t scanout, id, format, entries, fds, depth;
+	bool has_id, has_fence, no_transfer, reply, unfenced, no_verify;
 	uint64_t fence;
 	enum expect expect;
 	uint32_t expect_code;
@@ -132,6 +139,7 @@ struct ctx {
 	uint32_t cursor_res;
 	uint64_t seen[VMM_GPU_MSG_MAX];
 	uint64_t ring_desc[2];
+	uint64_t max_fence;   /* highest fence id given to any step so far */
 	unsigned responses;   /* virtio-gpu responses seen in this step */
 	bool expected_error;  /* --expect was met in this step */
 	char err[600];
@@ -613,14 +621,24 @@ static int step_draw(struct ctx *c, struct step *s)
 	return 0;
 }
 
-/* X Y W H from the positional args; default: the whole resource w x h. */
+/* X Y W H from the positional args from index i on; default: the whole
+ * resource w x h. */
+static int rect_args_at(struct ctx *c, const struct step *s, unsigned i,
+		uint32_t w, uint32_t h, uint32_t r[4])
+{
+	if (s->npos != i && s->npos != i + 4 && i == 0)
+		return fail(c, "takes no arguments or X Y W H");
+	if (s->npos != i && s->npos != i + 4)
+		return fail(c, "takes %u arguments, then optionally X Y W H", i);
+	return pos_u32(c, s, i, 0, &r[0]) < 0 || pos_u32(c, s, i + 1, 0, &r[1]) < 0 ||
+		pos_u32(c, s, i + 2, w, &r[2]) < 0 ||
+		pos_u32(c, s, i + 3, h, &r[3]) < 0 ? -1 : 0;
+}
+
 static int rect_args(struct ctx *c, const struct step *s, uint32_t w, uint32_t h,
 		uint32_t r[4])
 {
-	if (s->npos != 0 && s->npos != 4)
-		return fail(c, "takes no arguments or X Y W H");
-	return pos_u32(c, s, 0, 0, &r[0]) < 0 || pos_u32(c, s, 1, 0, &r[1]) < 0 ||
-		pos_u32(c, s, 2, w, &r[2]) < 0 || pos_u32(c, s, 3, h, &r[3]) < 0 ? -1 : 0;
+	return rect_args_at(c, s, 0, w, h, r);
 }
 
 static int res_size(struct ctx *c, uint32_t id, uint32_t *w, uint32_t *h)
@@ -895,6 +913,107 @@ static int step_expect_cursor(struct ctx *c, struct step *s)
 	};
 
 	return report_check(c, wait_msgs(c, s, t, 3), vmm_gpu_stats(c->gpu)->last_cursor);
+}
+
+/* ------------------------------------------------------------------ */
+/* Benchmark loop                                                      */
+/* ------------------------------------------------------------------ */
+
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* One cycle's submissions: the transfer is not waited for (Linux does not
+ * wait for it either); the flush is fenced and waited for later, or, with
+ * --unfenced, waited for at once. */
+static int frame_submit(struct ctx *c, struct step *s, uint32_t id, const uint32_t *r,
+		uint64_t fence)
+{
+	struct vmm_gpu_opts tx = { .nowait = true };
+	struct vmm_gpu_opts fo = { .fence = true, .fence_id = fence, .nowait = true };
+	int rc;
+
+	if (vmm_gpu_transfer_to_host_2d(c->gpu, id, r[0], r[1], r[2], r[3], &tx) < 0)
+		return dev_fail(c);
+	rc = vmm_gpu_resource_flush(c->gpu, id, r[0], r[1], r[2], r[3],
+			s->unfenced ? NULL : &fo);
+	if (s->unfenced)
+		return result(c, s, rc, "RESOURCE_FLUSH") != 0 ? -1 : 0;
+	return rc < 0 ? dev_fail(c) : 0;
+}
+
+static int frames_loop(struct ctx *c, struct step *s, uint32_t id, const uint32_t *r,
+		uint32_t n, uint64_t first)
+{
+	uint32_t depth = s->depth ? s->depth : 1, sent = 0, done = 0;
+
+	while (done < n) {
+		while (sent < n && sent - done < depth) {
+			if (frame_submit(c, s, id, r, first + sent) < 0)
+				return -1;
+			sent++;
+			if (s->unfenced)
+				done++;
+		}
+		if (!s->unfenced) {
+			int rc = vmm_gpu_wait_fence(c->gpu, first + done, c->cfg.timeout_ms);
+
+			if (result(c, s, rc, "RESOURCE_FLUSH") != 0)
+				return -1;
+			done++;
+		}
+		vmm_gpu_collect(c->gpu);
+	}
+	/* The transfers' answers; then what the back end sent before its last
+	 * answer is in our socket buffer. */
+	if (vmm_gpu_wait_all(c->gpu, c->cfg.timeout_ms) < 0 || vmm_dev_service(c->dev) < 0)
+		return dev_fail(c);
+	return 0;
+}
+
+static int step_frames(struct ctx *c, struct step *s)
+{
+	const struct vmm_gpu_socket_stats *gs = vmm_dev_gpu_socket_stats(c->dev);
+	uint32_t n, w, h, r[4], id = target_id(c, s);
+	uint64_t first = s->has_fence ? s->fence : c->max_fence + 1;
+	uint64_t updates, bytes, errors = vmm_gpu_stats(c->gpu)->errors;
+	double ms;
+	int64_t t0;
+	int rc;
+
+	if (!id)
+		return fail(c, "no resource on scanout %u (use --id)", s->scanout);
+	if (need_pos(c, s, 1) < 0 || pos_u32(c, s, 0, 0, &n) < 0 || n == 0 ||
+			res_size(c, id, &w, &h) < 0 || rect_args_at(c, s, 1, w, h, r) < 0)
+		return c->err[0] ? -1 : fail(c, "needs N > 0");
+	if (s->unfenced && s->depth > 1)
+		return fail(c, "--unfenced flushes are waited for one by one (no --depth)");
+	if (vmm_dev_service(c->dev) < 0)
+		return dev_fail(c);
+	updates = gs->msgs[VMM_GPU_MSG_UPDATE];
+	bytes = gs->bytes;
+	vmm_gpu_set_verify(c->gpu, !s->no_verify);
+	t0 = now_ns();
+	rc = frames_loop(c, s, id, r, n, first);
+	ms = (double)(now_ns() - t0) / 1e6;
+	vmm_gpu_set_verify(c->gpu, true);
+	if (!s->unfenced && first + n - 1 > c->max_fence)
+		c->max_fence = first + n - 1;
+	if (rc < 0)
+		return -1;
+	if (vmm_gpu_stats(c->gpu)->errors != errors)
+		return fail(c, "%" PRIu64 " commands answered with an error",
+				vmm_gpu_stats(c->gpu)->errors - errors);
+	printf("%s: %u x %u,%u %ux%u on resource %u, %s, depth %u: %.1f ms, %.1f/s; "
+			"GPU socket: %" PRIu64 " updates, %" PRIu64 " bytes\n", s->name, n,
+			r[0], r[1], r[2], r[3], id, s->unfenced ? "unfenced" : "fenced",
+			s->depth ? s->depth : 1, ms, ms > 0 ? n * 1000.0 / ms : 0.0,
+			gs->msgs[VMM_GPU_MSG_UPDATE] - updates, gs->bytes - bytes);
+	return 0;
 }
 
 static int step_gpu_stats(struct ctx *c, struct step *s)
@@ -1172,6 +1291,7 @@ static const struct step_def steps[] = {
 	{ "cursor-hide", step_cursor_hide, false },
 	{ "wait-fence", step_wait_fence, false },
 	{ "wait-all", step_wait_all, false },
+	{ "frames", step_frames, false },
 	{ "expect-update", step_expect_update, false },
 	{ "expect-scanout", step_expect_scanout, false },
 	{ "expect-cursor", step_expect_cursor, false },
@@ -1214,7 +1334,7 @@ static int step_option(struct step *s, const char *opt, const char *val, bool *u
 {
 	static const char *const with_value[] = {
 		"--pattern", "--scanout", "--id", "--format", "--entries", "--fence",
-		"--expect", "--fds",
+		"--expect", "--fds", "--depth",
 	};
 	bool needs = false;
 	uint64_t fence;
@@ -1226,6 +1346,14 @@ static int step_option(struct step *s, const char *opt, const char *val, bool *u
 		return usage_error("%s: %s needs a value", s->name, opt);
 	if (strcmp(opt, "--no-transfer") == 0)
 		s->no_transfer = true;
+	else if (strcmp(opt, "--unfenced") == 0)
+		s->unfenced = true;
+	else if (strcmp(opt, "--no-verify") == 0)
+		s->no_verify = true;
+	else if (strcmp(opt, "--depth") == 0) {
+		if (parse_u32(val, &s->depth) < 0 || s->depth == 0)
+			return usage_error("%s: bad depth '%s'", s->name, val);
+	}
 	else if (strcmp(opt, "--reply") == 0)
 		s->reply = true;
 	else if (strcmp(opt, "--pattern") == 0) {
@@ -1472,6 +1600,8 @@ static int run(struct ctx *c, struct step *list, unsigned n)
 		struct health h;
 
 		health_snapshot(c, &h);
+		if (list[i].has_fence && list[i].fence > c->max_fence)
+			c->max_fence = list[i].fence;
 		c->err[0] = 0;
 		c->responses = 0;
 		c->expected_error = false;

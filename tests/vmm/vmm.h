@@ -363,6 +363,7 @@ struct vmm_gpu_stats {
 	uint64_t commands, responses, errors; /* errors: ERR_* responses */
 	uint64_t fences_done, fence_order_violations;
 	uint64_t updates_ok, updates_bad, scanouts_ok, scanouts_bad;
+	uint64_t updates_unchecked; /* size-checked only (verification off) */
 	uint64_t cursors_ok, cursors_bad;
 	char last_update[160];  /* result of the latest UPDATE check */
 	char last_scanout[160]; /* ... SCANOUT check */
@@ -382,6 +383,12 @@ enum vmm_gpu_fault {
 struct vmm_gpu *vmm_gpu_new(struct vmm_dev *dev);
 void vmm_gpu_free(struct vmm_gpu *gpu);
 const struct vmm_gpu_stats *vmm_gpu_stats(const struct vmm_gpu *gpu);
+/*
+ * Pixel verification of GPU-socket UPDATE and CURSOR_UPDATE payloads (on by
+ * default). Off, they are still size-checked and counted (updates_unchecked),
+ * so that benchmarks do not measure our comparison loops.
+ */
+void vmm_gpu_set_verify(struct vmm_gpu *gpu, bool on);
 
 /*
  * Generic submission: the command in one readable buffer, `extra` (if any)
@@ -398,6 +405,9 @@ int vmm_gpu_wait_fence(struct vmm_gpu *gpu, uint64_t fence_id, int timeout_ms);
 /* Waits for every outstanding command. */
 int vmm_gpu_wait_all(struct vmm_gpu *gpu, int timeout_ms);
 unsigned vmm_gpu_in_flight(const struct vmm_gpu *gpu);
+/* Frees answered nowait commands without a fence (nothing can wait for
+ * them by id), as a streaming submitter must; returns how many. */
+unsigned vmm_gpu_collect(struct vmm_gpu *gpu);
 
 /* Typed commands; each returns the response type or -1 (see exec). */
 int vmm_gpu_get_display_info(struct vmm_gpu *gpu,
