@@ -94,7 +94,8 @@ wait_for_line() {
 start_client() {
 	name=$1
 	shift
-	"$CW_TEST_CLIENT" "$@" >"$CW_ARTIFACTS/$name.out" 2>"$CW_ARTIFACTS/$name.err" &
+	# 3 and 4 may hold input FIFOs open: a client must not keep them alive.
+	"$CW_TEST_CLIENT" "$@" >"$CW_ARTIFACTS/$name.out" 2>"$CW_ARTIFACTS/$name.err" 3>&- 4>&- &
 	eval "CLIENT_PID_$name=\$!"
 	wait_for_line "$CW_ARTIFACTS/$name.out" '^mapped$'
 }

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -927,6 +928,17 @@ static int64_t now_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+/* Our own CPU time (user + system), to tell whether we were the bottleneck. */
+static double cpu_ms(void)
+{
+	struct rusage ru;
+
+	if (getrusage(RUSAGE_SELF, &ru) < 0)
+		return 0;
+	return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e3 +
+		(double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e3;
+}
+
 /* One cycle's submissions: the transfer is not waited for (Linux does not
  * wait for it either); the flush is fenced and waited for later, or, with
  * --unfenced, waited for at once. */
@@ -981,7 +993,7 @@ static int step_frames(struct ctx *c, struct step *s)
 	uint32_t n, w, h, r[4], id = target_id(c, s);
 	uint64_t first = s->has_fence ? s->fence : c->max_fence + 1;
 	uint64_t updates, bytes, errors = vmm_gpu_stats(c->gpu)->errors;
-	double ms;
+	double ms, cpu;
 	int64_t t0;
 	int rc;
 
@@ -997,9 +1009,11 @@ static int step_frames(struct ctx *c, struct step *s)
 	updates = gs->msgs[VMM_GPU_MSG_UPDATE];
 	bytes = gs->bytes;
 	vmm_gpu_set_verify(c->gpu, !s->no_verify);
+	cpu = cpu_ms();
 	t0 = now_ns();
 	rc = frames_loop(c, s, id, r, n, first);
 	ms = (double)(now_ns() - t0) / 1e6;
+	cpu = cpu_ms() - cpu;
 	vmm_gpu_set_verify(c->gpu, true);
 	if (!s->unfenced && first + n - 1 > c->max_fence)
 		c->max_fence = first + n - 1;
@@ -1009,10 +1023,10 @@ static int step_frames(struct ctx *c, struct step *s)
 		return fail(c, "%" PRIu64 " commands answered with an error",
 				vmm_gpu_stats(c->gpu)->errors - errors);
 	printf("%s: %u x %u,%u %ux%u on resource %u, %s, depth %u: %.1f ms, %.1f/s; "
-			"GPU socket: %" PRIu64 " updates, %" PRIu64 " bytes\n", s->name, n,
-			r[0], r[1], r[2], r[3], id, s->unfenced ? "unfenced" : "fenced",
+			"GPU socket: %" PRIu64 " updates, %" PRIu64 " bytes; front end CPU %.1f ms\n",
+			s->name, n, r[0], r[1], r[2], r[3], id, s->unfenced ? "unfenced" : "fenced",
 			s->depth ? s->depth : 1, ms, ms > 0 ? n * 1000.0 / ms : 0.0,
-			gs->msgs[VMM_GPU_MSG_UPDATE] - updates, gs->bytes - bytes);
+			gs->msgs[VMM_GPU_MSG_UPDATE] - updates, gs->bytes - bytes, cpu);
 	return 0;
 }
 
