@@ -733,6 +733,38 @@ cmd_assign_uuid(struct vgpu_device *device, const struct vu_chain *chain,
 	respond(device, chain, hdr, &resp, sizeof(resp), 0);
 }
 
+/* num_capsets is 0: no capset index or id is valid. */
+static void
+cmd_capset(struct vgpu_device *device, const struct vu_chain *chain,
+	const struct virtio_gpu_ctrl_hdr *hdr)
+{
+	respond_type(device, chain, hdr, VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
+}
+
+struct command {
+	uint32_t type;
+	int feature; // the VIRTIO_GPU_F_* bit it needs, or -1
+	void (*handle)(struct vgpu_device *device, const struct vu_chain *chain,
+		const struct virtio_gpu_ctrl_hdr *hdr);
+};
+
+static const struct command commands[] = {
+	{VIRTIO_GPU_CMD_GET_DISPLAY_INFO, -1, cmd_get_display_info},
+	{VIRTIO_GPU_CMD_GET_EDID, VIRTIO_GPU_F_EDID, cmd_get_edid},
+	{VIRTIO_GPU_CMD_RESOURCE_CREATE_2D, -1, cmd_resource_create_2d},
+	{VIRTIO_GPU_CMD_RESOURCE_UNREF, -1, cmd_resource_unref},
+	{VIRTIO_GPU_CMD_RESOURCE_ATTACH_BACKING, -1, cmd_attach_backing},
+	{VIRTIO_GPU_CMD_RESOURCE_DETACH_BACKING, -1, cmd_detach_backing},
+	{VIRTIO_GPU_CMD_SET_SCANOUT, -1, cmd_set_scanout},
+	{VIRTIO_GPU_CMD_TRANSFER_TO_HOST_2D, -1, cmd_transfer_to_host_2d},
+	{VIRTIO_GPU_CMD_RESOURCE_FLUSH, -1, cmd_resource_flush},
+	{VIRTIO_GPU_CMD_GET_CAPSET_INFO, -1, cmd_capset},
+	{VIRTIO_GPU_CMD_GET_CAPSET, -1, cmd_capset},
+	{VIRTIO_GPU_CMD_RESOURCE_CREATE_BLOB, VIRTIO_GPU_F_RESOURCE_BLOB, cmd_resource_create_blob},
+	{VIRTIO_GPU_CMD_SET_SCANOUT_BLOB, VIRTIO_GPU_F_RESOURCE_BLOB, cmd_set_scanout_blob},
+	{VIRTIO_GPU_CMD_RESOURCE_ASSIGN_UUID, VIRTIO_GPU_F_RESOURCE_UUID, cmd_assign_uuid},
+};
+
 static void
 dispatch_control(struct vgpu_device *device, const struct vu_chain *chain)
 {
@@ -745,65 +777,19 @@ dispatch_control(struct vgpu_device *device, const struct vu_chain *chain)
 	}
 	device->stats.commands++;
 	uint32_t type = le32toh(hdr.type);
-	switch (type) {
-	case VIRTIO_GPU_CMD_GET_DISPLAY_INFO:
-		cmd_get_display_info(device, chain, &hdr);
-		break;
-	case VIRTIO_GPU_CMD_GET_EDID:
-		cmd_get_edid(device, chain, &hdr);
-		break;
-	case VIRTIO_GPU_CMD_RESOURCE_CREATE_2D:
-		cmd_resource_create_2d(device, chain, &hdr);
-		break;
-	case VIRTIO_GPU_CMD_RESOURCE_UNREF:
-		cmd_resource_unref(device, chain, &hdr);
-		break;
-	case VIRTIO_GPU_CMD_RESOURCE_ATTACH_BACKING:
-		cmd_attach_backing(device, chain, &hdr);
-		break;
-	case VIRTIO_GPU_CMD_RESOURCE_DETACH_BACKING:
-		cmd_detach_backing(device, chain, &hdr);
-		break;
-	case VIRTIO_GPU_CMD_SET_SCANOUT:
-		cmd_set_scanout(device, chain, &hdr);
-		break;
-	case VIRTIO_GPU_CMD_TRANSFER_TO_HOST_2D:
-		cmd_transfer_to_host_2d(device, chain, &hdr);
-		break;
-	case VIRTIO_GPU_CMD_RESOURCE_FLUSH:
-		cmd_resource_flush(device, chain, &hdr);
-		break;
-	case VIRTIO_GPU_CMD_RESOURCE_CREATE_BLOB:
-		if (feature_negotiated(device, VIRTIO_GPU_F_RESOURCE_BLOB)) {
-			cmd_resource_create_blob(device, chain, &hdr);
-		} else {
-			respond_type(device, chain, &hdr, VIRTIO_GPU_RESP_ERR_UNSPEC);
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+		const struct command *cmd = &commands[i];
+		if (cmd->type != type) {
+			continue;
 		}
-		break;
-	case VIRTIO_GPU_CMD_SET_SCANOUT_BLOB:
-		if (feature_negotiated(device, VIRTIO_GPU_F_RESOURCE_BLOB)) {
-			cmd_set_scanout_blob(device, chain, &hdr);
-		} else {
-			respond_type(device, chain, &hdr, VIRTIO_GPU_RESP_ERR_UNSPEC);
+		if (cmd->feature >= 0 && !feature_negotiated(device, (unsigned)cmd->feature)) {
+			break; // a command of a feature the driver did not negotiate
 		}
-		break;
-	case VIRTIO_GPU_CMD_RESOURCE_ASSIGN_UUID:
-		if (feature_negotiated(device, VIRTIO_GPU_F_RESOURCE_UUID)) {
-			cmd_assign_uuid(device, chain, &hdr);
-		} else {
-			respond_type(device, chain, &hdr, VIRTIO_GPU_RESP_ERR_UNSPEC);
-		}
-		break;
-	case VIRTIO_GPU_CMD_GET_CAPSET_INFO:
-	case VIRTIO_GPU_CMD_GET_CAPSET:
-		/* num_capsets is 0: no index or id is valid. */
-		respond_type(device, chain, &hdr, VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
-		break;
-	default:
-		vgpu_log(device, WLR_DEBUG, "unsupported command 0x%x", type);
-		respond_type(device, chain, &hdr, VIRTIO_GPU_RESP_ERR_UNSPEC);
-		break;
+		cmd->handle(device, chain, &hdr);
+		return;
 	}
+	vgpu_log(device, WLR_DEBUG, "unsupported command 0x%x", type);
+	respond_type(device, chain, &hdr, VIRTIO_GPU_RESP_ERR_UNSPEC);
 }
 
 static void
