@@ -582,7 +582,7 @@ buildtype=$(grep -o '{"name": "buildtype"[^}]*}' "$BUILD/meson-info/intro-buildo
 	echo
 	echo "- date: $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
 	echo "- machine: $(nproc) CPUs, $(grep -m1 '^model name' /proc/cpuinfo | sed 's/.*: //'), Linux $(uname -r)"
-	echo "- crossway: $CROSSWAY (meson buildtype ${buildtype:-unknown}); front end: $CW_VMM"
+	echo "- crossway: $CROSSWAY (meson buildtype ${buildtype:-unknown}, source $(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown)); front end: $CW_VMM"
 	echo "- reference: $REFERENCE ($(dpkg-query -W -f='${Package} ${Version}' qemu-system-gui 2>/dev/null || echo 'version unknown'))"
 	echo "- CPU time: $([ $HAVE_PERF -eq 1 ] && echo 'perf stat -e task-clock,context-switches -p PID' || echo "/proc/PID/stat utime+stime (1/$CLK_TCK s ticks)"); idle windows $IDLE_S s"
 	echo "- workload: guest display ${W}x${H}; small rect $SMALL, cursor cell $CURSOR (x y w h)"
@@ -601,6 +601,11 @@ buildtype=$(grep -o '{"name": "buildtype"[^}]*}' "$BUILD/meson-info/intro-buildo
 	echo "  would be in QEMU's UI, which cw-vmm replaces (it reads but does not draw the frames)."
 	echo "- idle wakeups: context switches of all threads (perf, or /proc voluntary+nonvoluntary);"
 	echo "  strace -c -f counts syscalls in a second window of the same length."
+	echo "- fenced flushes: crossway answers a fenced RESOURCE_FLUSH once a frame showing it was"
+	echo "  presented, so a guest waiting for each fence gets one flush per output frame; the"
+	echo "  reference answers at once. Unfenced rows show the unpaced cost."
+	echo "- memory: each process's first VM session, 1 s after its scanout, against the same"
+	echo "  process before any VMM connected."
 	echo
 	echo "Commands (\$RUN: the private run directory, \$SOCK: the back end's vhost-user socket):"
 	echo

@@ -34,10 +34,12 @@ check_quadrants() {
 	expect_pixel "$1" $((WIN_X + 3 * qx)) $((WIN_Y + 3 * qy)) "$6"
 }
 
+# guest VM RUN [run-guest options]: boots a guest on VM's socket; its logs go
+# to $CW_ARTIFACTS/RUN (a fresh directory per run: no stale serial lines).
 guest() {
-	name=$1
-	shift
-	"$QEMU_DIR/run-guest.sh" --socket "$XDG_RUNTIME_DIR/$name.sock" --out "$CW_ARTIFACTS/$name" \
+	name=$1 run=$2
+	shift 2
+	"$QEMU_DIR/run-guest.sh" --socket "$XDG_RUNTIME_DIR/$name.sock" --out "$CW_ARTIFACTS/$run" \
 		--guest-dir "$CW_OUTPUT_DIR/qemu-guest" --timeout 240 "$@"
 }
 
@@ -46,7 +48,7 @@ if [ "${CW_INSIDE:-}" = 1 ]; then
 	log="$CW_ARTIFACTS/crossway.log"
 
 	# One VM: the pattern in a window framed in the VM's colour.
-	guest alpha --test pattern:6 --palette 1 --wait-line 'GTEST pattern-shown' \
+	guest alpha alpha-pattern --test pattern:6 --palette 1 --wait-line 'GTEST pattern-shown' \
 		--then "grim '$CW_ARTIFACTS/alpha.png'" || fail "the alpha guest run failed"
 	wait_mapped alpha vm-display
 	check_quadrants "$CW_ARTIFACTS/alpha.png" 1
@@ -56,9 +58,9 @@ if [ "${CW_INSIDE:-}" = 1 ]; then
 	wait_for_line "$log" "Unmapped vm-display 'alpha'"
 
 	# The framebuffer console draws into the same window: text on black.
-	guest alpha --test console:8 >"$CW_ARTIFACTS/console-run.log" 2>&1 &
+	guest alpha alpha-console --test console:8 >"$CW_ARTIFACTS/console-run.log" 2>&1 &
 	console=$!
-	wait_for_line "$CW_ARTIFACTS/alpha/serial.log" 'GTEST console-start'
+	wait_for_line "$CW_ARTIFACTS/alpha-console/serial.log" 'GTEST console-start'
 	wait_mapped alpha vm-display
 	total=$((WIN_W * WIN_H))
 	deadline=$(( $(date +%s) + CW_WAIT_SECONDS ))
@@ -76,18 +78,18 @@ if [ "${CW_INSIDE:-}" = 1 ]; then
 
 	# Unbind and rebind the driver: the window goes and comes back.
 	before=$(grep -c "Mapped vm-display 'alpha'" "$log")
-	guest alpha --test pattern:3,rebind,pattern:6 --palette 1 || fail "the rebind run failed"
+	guest alpha alpha-rebind --test pattern:3,rebind,pattern:6 --palette 1 || fail "the rebind run failed"
 	after=$(grep -c "Mapped vm-display 'alpha'" "$log")
 	[ $((after - before)) -ge 2 ] || fail "the window did not come back after the rebind"
 	grep -q "\[vm alpha\] guest driver restarted" "$log" || fail "the rebind was not seen as a driver restart"
 
 	# Two VMs at once, each in its own window and colour.
-	guest alpha --test pattern:40 --palette 1 >"$CW_ARTIFACTS/alpha-run.log" 2>&1 &
+	guest alpha alpha-two --test pattern:40 --palette 1 >"$CW_ARTIFACTS/alpha-run.log" 2>&1 &
 	alpha=$!
-	guest beta --test pattern:40 --palette 2 >"$CW_ARTIFACTS/beta-run.log" 2>&1 &
+	guest beta beta-two --test pattern:40 --palette 2 >"$CW_ARTIFACTS/beta-run.log" 2>&1 &
 	beta=$!
-	wait_for_line "$CW_ARTIFACTS/alpha/serial.log" 'GTEST pattern-shown'
-	wait_for_line "$CW_ARTIFACTS/beta/serial.log" 'GTEST pattern-shown'
+	wait_for_line "$CW_ARTIFACTS/alpha-two/serial.log" 'GTEST pattern-shown'
+	wait_for_line "$CW_ARTIFACTS/beta-two/serial.log" 'GTEST pattern-shown'
 	# They open centred and overlap: drag them apart by their title bars.
 	wait_mapped alpha vm-display
 	ax=$WIN_X ay=$WIN_Y
