@@ -16,7 +16,9 @@
 #
 # Environment: CW_BENCH_BUILD (meson build dir, default <repo>/build),
 # CROSSWAY, CW_VMM, VHOST_USER_GPU (binaries), N_FULL (500), N_SMALL (2000),
-# IDLE_S (10), CW_WAIT_SECONDS (30, bound of every wait for a process),
+# REPEAT (3: each throughput run, reference and crossway interleaved; the
+# table shows the median and the range), IDLE_S (10),
+# CW_WAIT_SECONDS (30, bound of every wait for a process),
 # CW_BENCH_KEEP=1 keeps the run directory (logs, raw measurements).
 set -eu
 
@@ -29,6 +31,7 @@ REFERENCE=${VHOST_USER_GPU:-/usr/lib/qemu/vhost-user-gpu}
 RESULTS=${CW_BENCH_RESULTS:-$HERE/results-vm-2d.md}
 N_FULL=${N_FULL:-500}
 N_SMALL=${N_SMALL:-2000}
+REPEAT=${REPEAT:-3}
 IDLE_S=${IDLE_S:-10}
 WAIT=${CW_WAIT_SECONDS:-30}
 # The guest display: QEMU's default size, which the reference offers too.
@@ -406,31 +409,41 @@ idle_window() {
 }
 
 # --- the runs --------------------------------------------------------------------
-echo "vm-2d: crossway $CROSSWAY, reference $REFERENCE; N_FULL=$N_FULL N_SMALL=$N_SMALL IDLE_S=$IDLE_S" >&2
+echo "vm-2d: crossway $CROSSWAY, reference $REFERENCE; N_FULL=$N_FULL N_SMALL=$N_SMALL REPEAT=$REPEAT IDLE_S=$IDLE_S" >&2
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 
-# Reference back end: a fresh process per session.
-echo "vm-2d: reference back end..." >&2
+# Idle, and memory: the first session of each process. The reference back
+# end serves one connection and exits: a fresh process per session.
+echo "vm-2d: idle and memory..." >&2
 run_idle ref idle
-run_frames ref full "$N_FULL" "0 0 $W $H"
-run_frames ref small "$N_SMALL" "$SMALL"
-run_frames ref cursor "$N_SMALL" "$CURSOR"
-run_frames ref full-unf "$N_FULL" "0 0 $W $H" --unfenced
-run_frames ref small-unf "$N_SMALL" "$SMALL" --unfenced
-
-# crossway headless: one process, one session per workload.
-echo "vm-2d: crossway headless..." >&2
 CW_SESSIONS=0
 start_crossway headless headless
 sleep 1
 mem "$CW_PID" >"$WORK/cw-novm.mem"
 idle_window "$CW_PID" cw-novm
 run_idle cw idle
-run_frames cw full "$N_FULL" "0 0 $W $H"
-run_frames cw small "$N_SMALL" "$SMALL"
-run_frames cw cursor "$N_SMALL" "$CURSOR"
-run_frames cw full-unf "$N_FULL" "0 0 $W $H" --unfenced
-run_frames cw small-unf "$N_SMALL" "$SMALL" --unfenced
+
+# Throughput: the same workload on both back ends, back to back, REPEAT
+# times, so that whatever else the machine does hits both alike.
+r=1
+while [ $r -le "$REPEAT" ]; do
+	echo "vm-2d: workloads, round $r of $REPEAT..." >&2
+	for wl in "full|$N_FULL|0 0 $W $H|" "small|$N_SMALL|$SMALL|" "cursor|$N_SMALL|$CURSOR|" \
+			"full-unf|$N_FULL|0 0 $W $H|--unfenced" "small-unf|$N_SMALL|$SMALL|--unfenced"; do
+		old_ifs=$IFS
+		IFS='|'
+		# shellcheck disable=SC2086
+		set -- $wl
+		IFS=$old_ifs
+		for be in ref cw; do
+			# shellcheck disable=SC2086
+			run_frames "$be" "$1.$r" "$2" "$3" ${4:-}
+		done
+	done
+	r=$((r + 1))
+done
 stop_pid "$CW_PID"
+LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # crossway nested in a headless weston: idle only.
 echo "vm-2d: crossway nested in weston..." >&2
@@ -459,36 +472,57 @@ stop_pid "$WESTON_PID"
 # transfer copy (it copies the same rect rows) plus each UPDATE message it
 # builds and writes on the GPU socket (header included).
 read -r base_fl base_by <"$WORK/cw-idle.session"
-cw_bpf() {
-	read -r fl by <"$WORK/cw-$1.session"
+cw_bpf() { # BE(cw) TAG
+	read -r fl by <"$WORK/cw-$2.session"
 	awk -v fl="$fl" -v by="$by" -v f0="$base_fl" -v b0="$base_by" \
 		'BEGIN { printf "%.0f", (by - b0) / (fl - f0) }'
 }
-ref_bpf() { # TAG W H
-	awk -v u="$(frames_field "ref-$1" updates)" -v b="$(frames_field "ref-$1" bytes)" \
-		-v t=$(($2 * $3 * 4)) 'BEGIN { printf "%.0f", t + b / u }'
+ref_bpf() { # BE(ref) TAG W H
+	awk -v u="$(frames_field "ref-$2" updates)" -v b="$(frames_field "ref-$2" bytes)" \
+		-v t=$(($3 * $4 * 4)) 'BEGIN { printf "%.0f", t + b / u }'
 }
-ref_sock_bpf() {
-	awk -v u="$(frames_field "ref-$1" updates)" -v b="$(frames_field "ref-$1" bytes)" \
+ref_sock_bpf() { # BE(ref) TAG
+	awk -v u="$(frames_field "ref-$2" updates)" -v b="$(frames_field "ref-$2" bytes)" \
 		'BEGIN { printf "%.0f", b / u }'
 }
 # CPU microseconds per flush, over the frames step
 cpu_per_flush() { # BE TAG N
 	awk -v ms="$(meas "$1-$2" 1)" -v n="$3" 'BEGIN { printf "%.1f", ms * 1000 / n }'
 }
-cpu_util() { # BE TAG: CPU ms / elapsed ms of the frames step
+cpu_util() { # BE TAG: CPU ms / elapsed ms of the frames step, in %
 	awk -v ms="$(meas "$1-$2" 1)" -v el="$(frames_field "$1-$2" ms)" \
-		'BEGIN { printf "%.0f%%", 100 * ms / el }'
+		'BEGIN { printf "%.0f", 100 * ms / el }'
 }
-fe_util() { # BE TAG: the front end's CPU ms / elapsed ms
+fe_util() { # BE TAG: the front end's CPU ms / elapsed ms, in %
 	awk -v ms="$(frames_field "$1-$2" fecpu)" -v el="$(frames_field "$1-$2" ms)" \
-		'BEGIN { printf "%.0f%%", 100 * ms / el }'
+		'BEGIN { printf "%.0f", 100 * ms / el }'
+}
+rate() { # BE TAG
+	frames_field "$1-$2" rate
+}
+# agg FUNC BE TAG [ARG]: FUNC BE TAG.r [ARG] over the rounds r, shown as
+# "median (min-max)", or the value alone when every round agrees.
+agg() {
+	ag_f=$1 ag_be=$2 ag_tag=$3
+	shift 3
+	ag_r=1
+	while [ $ag_r -le "$REPEAT" ]; do
+		"$ag_f" "$ag_be" "$ag_tag.$ag_r" "$@"
+		echo
+		ag_r=$((ag_r + 1))
+	done | sort -g | awk 'function f(x) {
+			return sprintf(x >= 100 || x <= -100 ? "%.0f" : x >= 10 || x <= -10 ? "%.1f" : "%.2f", x)
+		}
+		NF { v[n++] = $1 } END {
+		m = n % 2 ? v[(n - 1) / 2] : (v[n / 2 - 1] + v[n / 2]) / 2
+		if (v[0] == v[n - 1]) print f(v[0])
+		else printf "%s (%s-%s)\n", f(m), f(v[0]), f(v[n - 1]) }'
 }
 per_s() { # TAG FIELD: a measurement per second of its window
 	awk -v v="$(meas "$1" "$2")" -v s="$(meas "$1" 6)" 'BEGIN { printf "%.1f", v / s }'
 }
-ratio() {
-	awk -v a="$1" -v b="$2" 'BEGIN {
+ratio() { # of the first numbers (medians)
+	awk -v a="${1%% *}" -v b="${2%% *}" 'BEGIN {
 		gsub(/[^0-9.-]/, "", a); gsub(/[^0-9.-]/, "", b)
 		if (a == "" || b == "") print "-"
 		else if (b + 0 == 0) print (a + 0 == 0 ? "1 (both 0)" : "inf")
@@ -519,8 +553,9 @@ for w in "full 1280 800 full frame 1280x800" "small 64 64 64x64 damage" \
 	set -- $w
 	tag=$1 rw=$2 rh=$3
 	shift 3
-	row "bytes copied per flush, $*" "$(cw_bpf "$tag")" "$(ref_bpf "$tag" "$rw" "$rh")"
-	row "  of which on the GPU socket, $*" 0 "$(ref_sock_bpf "$tag")" "-"
+	row "bytes copied per flush, $*" "$(agg cw_bpf cw "$tag")" \
+		"$(agg ref_bpf ref "$tag" "$rw" "$rh")"
+	row "  of which on the GPU socket, $*" 0 "$(agg ref_sock_bpf ref "$tag")" "-"
 done
 for w in "full $N_FULL fenced full frame" "small $N_SMALL fenced 64x64" \
 		"cursor $N_SMALL fenced 8x16" "full-unf $N_FULL unfenced full frame" \
@@ -528,12 +563,13 @@ for w in "full $N_FULL fenced full frame" "small $N_SMALL fenced 64x64" \
 	set -- $w
 	tag=$1 n=$2
 	shift 2
-	row "flushes/s, N=$n $*" "$(frames_field "cw-$tag" rate)" "$(frames_field "ref-$tag" rate)"
-	row "back-end CPU us per flush, N=$n $*" "$(cpu_per_flush cw "$tag" "$n")" \
-		"$(cpu_per_flush ref "$tag" "$n")"
-	row "  back-end CPU use during that run" "$(cpu_util cw "$tag")" "$(cpu_util ref "$tag")" "-"
-	row "  front-end (cw-vmm) CPU use during that run" "$(fe_util cw "$tag")" \
-		"$(fe_util ref "$tag")" "-"
+	row "flushes/s, N=$n $*" "$(agg rate cw "$tag")" "$(agg rate ref "$tag")"
+	row "back-end CPU us per flush, N=$n $*" "$(agg cpu_per_flush cw "$tag" "$n")" \
+		"$(agg cpu_per_flush ref "$tag" "$n")"
+	row "  back-end CPU use during that run, %" "$(agg cpu_util cw "$tag")" \
+		"$(agg cpu_util ref "$tag")" "-"
+	row "  front-end (cw-vmm) CPU use during that run, %" "$(agg fe_util cw "$tag")" \
+		"$(agg fe_util ref "$tag")" "-"
 done
 row "idle: CPU ms/s, headless crossway with the VM" "$(per_s cw-idle 1)" "$(per_s ref-idle 1)"
 row "idle: CPU ms/s, headless crossway without a VM" "$(per_s cw-novm 1)" "-" "-"
@@ -569,9 +605,9 @@ row "VmRSS KiB added by the VM (after scanout - before)" "$(memdiff "$CWM" "$CW0
 row "  RssAnon / RssFile / RssShmem KiB added" \
 	"$(memdiff "$CWM" "$CW0" 3) / $(memdiff "$CWM" "$CW0" 4) / $(memdiff "$CWM" "$CW0" 5)" \
 	"$(memdiff "$RFM" "$RF0" 3) / $(memdiff "$RFM" "$RF0" 4) / $(memdiff "$RFM" "$RF0" 5)" "-"
-row "VmRSS / VmHWM KiB after the fenced full-frame run" \
-	"$(kib "$WORK/cw-full.mem2" 1) / $(kib "$WORK/cw-full.mem2" 2)" \
-	"$(kib "$WORK/ref-full.mem2" 1) / $(kib "$WORK/ref-full.mem2" 2)" "-"
+row "VmRSS / VmHWM KiB after the (first) fenced full-frame run" \
+	"$(kib "$WORK/cw-full.1.mem2" 1) / $(kib "$WORK/cw-full.1.mem2" 2)" \
+	"$(kib "$WORK/ref-full.1.mem2" 1) / $(kib "$WORK/ref-full.1.mem2" 2)" "-"
 
 # --- output ----------------------------------------------------------------------
 cat "$TABLE"
@@ -585,7 +621,10 @@ buildtype=$(grep -o '{"name": "buildtype"[^}]*}' "$BUILD/meson-info/intro-buildo
 	echo "- crossway: $CROSSWAY (meson buildtype ${buildtype:-unknown}, source $(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown)); front end: $CW_VMM"
 	echo "- reference: $REFERENCE ($(dpkg-query -W -f='${Package} ${Version}' qemu-system-gui 2>/dev/null || echo 'version unknown'))"
 	echo "- CPU time: $([ $HAVE_PERF -eq 1 ] && echo 'perf stat -e task-clock,context-switches -p PID' || echo "/proc/PID/stat utime+stime (1/$CLK_TCK s ticks)"); idle windows $IDLE_S s"
-	echo "- workload: guest display ${W}x${H}; small rect $SMALL, cursor cell $CURSOR (x y w h)"
+	echo "- workload: guest display ${W}x${H}; small rect $SMALL, cursor cell $CURSOR (x y w h);"
+	echo "  throughput runs: $REPEAT rounds, reference and crossway back to back; cells show"
+	echo "  the median (min-max) over the rounds"
+	echo "- load average before / after the workload rounds: $LOAD_BEFORE / $LOAD_AFTER"
 	echo
 	cat "$TABLE"
 	echo
