@@ -314,7 +314,7 @@ handle_connection_changed(void *data, bool connected)
 	if (connected) {
 		return;
 	}
-	for (unsigned i = 0; i < 16; i++) {
+	for (unsigned i = 0; i < VGPU_MAX_SCANOUTS; i++) {
 		destroy_view(vm->views[i]);
 	}
 	wlr_buffer_unlock(vm->cursor);
@@ -360,7 +360,7 @@ cw_vms_frame_presented(struct cw_server *server)
 {
 	struct cw_vm *vm;
 	wl_list_for_each(vm, &server->vms, link) {
-		for (unsigned i = 0; i < 16; i++) {
+		for (unsigned i = 0; i < VGPU_MAX_SCANOUTS; i++) {
 			struct cw_vm_view *vview = vm->views[i];
 			if (vview != NULL && vview->present_pending) {
 				vview->present_pending = false;
@@ -376,7 +376,7 @@ destroy_vm(struct cw_vm *vm)
 	wl_list_remove(&vm->link);
 	/* Disconnects the VMM, which takes the windows (connection_changed). */
 	vgpu_device_destroy(vm->device);
-	for (unsigned i = 0; i < 16; i++) {
+	for (unsigned i = 0; i < VGPU_MAX_SCANOUTS; i++) {
 		destroy_view(vm->views[i]);
 	}
 	wlr_buffer_unlock(vm->cursor);

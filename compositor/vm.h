@@ -6,10 +6,10 @@
 #include <wlr/types/wlr_buffer.h>
 
 #include "view.h"
+#include "virtio_gpu.h"
 #include "vm_config.h"
 
 struct cw_server;
-struct vgpu_device;
 
 /*
  * A VM's scanout (monitor) shown as a window. Its content is the guest's
@@ -31,7 +31,7 @@ struct cw_vm {
 	struct cw_server *server;
 	struct cw_vm_config config;
 	struct vgpu_device *device;
-	struct cw_vm_view *views[16]; // per scanout, NULL when off
+	struct cw_vm_view *views[VGPU_MAX_SCANOUTS]; // per scanout, NULL until first shown
 	/* The guest's cursor, per VM (shown over its windows). */
 	struct wlr_buffer *cursor;
 	int cursor_hot_x, cursor_hot_y;
