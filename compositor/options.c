@@ -192,6 +192,7 @@ cw_options_print_usage(const char *prog)
 		"  -s, --startup CMD       run CMD (with /bin/sh -c) once crossway is ready\n"
 		"  --exit-with-child       exit when the startup command exits\n"
 		"  --vm NAME=SOCKET[,color=#RRGGBB][,outputs=N][,max-resources=N][,max-memory=MiB]\n"
+		"       [,config-events=on]  (display-size events; not for QEMU 7.2)\n"
 		"                          serve a VM's virtio-gpu over vhost-user on SOCKET (repeatable)\n"
 		"  --vm-config PATH        VMs, one spec per line (default $XDG_CONFIG_HOME/crossway/vms.conf)\n"
 		"  --screenshot PATH       write a PNG of the first output and exit, once\n"

@@ -399,6 +399,7 @@ cw_vms_init(struct cw_server *server, const struct cw_vm_config_list *list)
 		struct vgpu_limits limits;
 		vgpu_limits_default(&limits);
 		limits.num_scanouts = vm->config.outputs;
+		limits.config_events = vm->config.config_events;
 		if (vm->config.max_resources != 0) {
 			limits.max_resources = vm->config.max_resources;
 		}

@@ -95,6 +95,12 @@ parse_option(struct cw_vm_config *vm, char *option, char *err, size_t err_size)
 			return false;
 		}
 		vm->max_memory_mib = number;
+	} else if (strcmp(key, "config-events") == 0) {
+		if (strcmp(value, "on") != 0 && strcmp(value, "off") != 0) {
+			snprintf(err, err_size, "VM %s: config-events is on or off", vm->name);
+			return false;
+		}
+		vm->config_events = strcmp(value, "on") == 0;
 	} else {
 		snprintf(err, err_size, "VM %s: unknown option '%s'", vm->name, key);
 		return false;

@@ -17,6 +17,7 @@ struct cw_vm_config {
 	unsigned outputs;              // scanouts offered to the guest (1..16)
 	uint32_t max_resources;        // 0: default
 	uint64_t max_memory_mib;       // 0: default
+	bool config_events;            // send config-change events (not for QEMU 7.2)
 };
 
 struct cw_vm_config_list {

@@ -49,6 +49,7 @@
 /* Protocol feature bits (§5). */
 #define PROTOCOL_F_MQ 0
 #define PROTOCOL_F_REPLY_ACK 3
+#define PROTOCOL_F_SLAVE_REQ 5
 #define PROTOCOL_F_CONFIG 9
 #define PROTOCOL_F_CONFIGURE_MEM_SLOTS 15
 #define BIT(n) (1ull << (n))
@@ -61,7 +62,9 @@
  * requests we do not handle (SLAVE_REQ, LOG_SHMFD, INFLIGHT...), so it is
  * never offered even if a device asks for it.
  */
-#define PROTOCOL_FEATURES_SUPPORTED PROTOCOL_FEATURES_DEFAULT
+#define PROTOCOL_FEATURES_SUPPORTED (PROTOCOL_FEATURES_DEFAULT | BIT(PROTOCOL_F_SLAVE_REQ))
+/* Back-end requests (§9) this back end sends. */
+#define VHOST_USER_BACKEND_CONFIG_CHANGE_MSG 2
 
 /* Handled requests and their wire numbers (§4). */
 enum vhost_user_request {
@@ -81,6 +84,7 @@ enum vhost_user_request {
 	VHOST_USER_SET_PROTOCOL_FEATURES = 16,
 	VHOST_USER_GET_QUEUE_NUM = 17,
 	VHOST_USER_SET_VRING_ENABLE = 18,
+	VHOST_USER_SET_SLAVE_REQ_FD = 21,
 	VHOST_USER_GET_CONFIG = 24,
 	VHOST_USER_SET_CONFIG = 25,
 	VHOST_USER_GPU_SET_SOCKET = 33,
@@ -129,6 +133,9 @@ struct vu_dev {
 	/* Rings that came up: the device looks at them once the messages are read. */
 	uint32_t deferred_kicks; // bit per ring
 	struct wl_event_source *deferred_kick_source;
+
+	/* The back-end request channel (SET_SLAVE_REQ_FD), or -1. */
+	int slave_fd;
 
 	/* Re-entrancy: a device callback may ask to disconnect while we are inside a handler. */
 	unsigned busy;
@@ -275,6 +282,7 @@ dev_destroy(struct vu_dev *dev)
 		close_fd(&r->call_fd);
 		close_fd(&r->err_fd);
 	}
+	close_fd(&dev->slave_fd);
 	for (unsigned i = 0; i < dev->msg_nfds; i++) {
 		close(dev->msg_fds[i]);
 	}
@@ -928,6 +936,37 @@ set_config(struct request_ctx *ctx)
 }
 
 static enum reply
+set_slave_req_fd(struct request_ctx *ctx)
+{
+	struct vu_dev *dev = ctx->dev;
+	if (!(dev->protocol_features & BIT(PROTOCOL_F_SLAVE_REQ)) || ctx->nfds != 1) {
+		dev_fail(dev, "SET_SLAVE_REQ_FD without SLAVE_REQ negotiated or without its fd");
+		return REPLY_NEVER;
+	}
+	close_fd(&dev->slave_fd);
+	dev->slave_fd = ctx->fds[0];
+	ctx->fds[0] = -1;
+	return REPLY_NONE;
+}
+
+bool
+vu_dev_notify_config_change(struct vu_dev *dev)
+{
+	if (dev->slave_fd < 0) {
+		return false;
+	}
+	/* No NEED_REPLY: nobody reads the back-end channel's acks here. */
+	uint32_t header[3] = {VHOST_USER_BACKEND_CONFIG_CHANGE_MSG, VHOST_USER_VERSION, 0};
+	if (send(dev->slave_fd, header, sizeof(header), MSG_DONTWAIT | MSG_NOSIGNAL) !=
+			(ssize_t)sizeof(header)) {
+		dev_log(dev, WLR_ERROR, "the back-end channel is gone (%s)", strerror(errno));
+		close_fd(&dev->slave_fd);
+		return false;
+	}
+	return true;
+}
+
+static enum reply
 gpu_set_socket(struct request_ctx *ctx)
 {
 	struct vu_dev *dev = ctx->dev;
@@ -984,6 +1023,7 @@ static const struct request_info requests[VHOST_USER_REQUEST_MAX] = {
 	[VHOST_USER_GET_CONFIG] = {get_config, PAYLOAD_UP_TO, VHOST_USER_MAX_PAYLOAD, 0},
 	[VHOST_USER_SET_CONFIG] = {set_config, PAYLOAD_UP_TO, VHOST_USER_MAX_PAYLOAD, 0},
 	[VHOST_USER_GPU_SET_SOCKET] = {gpu_set_socket, PAYLOAD_EXACT, 0, 1},
+	[VHOST_USER_SET_SLAVE_REQ_FD] = {set_slave_req_fd, PAYLOAD_EXACT, 0, 1},
 	[VHOST_USER_GET_MAX_MEM_SLOTS] = {get_max_mem_slots, PAYLOAD_EXACT, 0, 0},
 	[VHOST_USER_ADD_MEM_REG] = {add_mem_reg, PAYLOAD_EXACT, 40, 1},
 	/* A region fd may come along; it is closed (§6). */
@@ -1201,6 +1241,7 @@ accept_front_end(struct vu_server *server, int fd)
 	}
 	dev->server = server;
 	dev->fd = fd;
+	dev->slave_fd = -1;
 	vu_mem_init(&dev->mem);
 	dev->num_queues = server->ops->num_queues;
 	if (dev->num_queues > VU_MAX_QUEUES) {

@@ -72,6 +72,12 @@ int vu_dev_pop(struct vu_dev *dev, unsigned index, struct vu_chain *chain);
 /* Returns a chain (used ring) and interrupts the guest if it wants one. */
 void vu_dev_push(struct vu_dev *dev, unsigned index, const struct vu_chain *chain,
 	uint32_t written);
+/*
+ * Tells the front end the config space changed (back-end request
+ * CONFIG_CHANGE_MSG), if it gave a back-end channel (needs the device to
+ * offer SLAVE_REQ in protocol_features). False if there is no channel.
+ */
+bool vu_dev_notify_config_change(struct vu_dev *dev);
 /* Drops the connection (protocol violation by the front end or guest). */
 void vu_dev_disconnect(struct vu_dev *dev, const char *reason);
 const char *vu_dev_name(const struct vu_dev *dev);

@@ -54,6 +54,7 @@ struct vgpu_device {
 	struct vgpu_limits limits;
 	const struct vgpu_display_ops *ops;
 	void *data;
+	struct vu_device_ops vu_ops; // this VM's copy: protocol features follow its options
 	struct vu_server *server;
 	struct vu_dev *dev; // NULL while no VMM is connected
 	uint64_t features;
@@ -108,6 +109,7 @@ vgpu_limits_default(struct vgpu_limits *limits)
 	limits->max_host_memory = 512ull << 20;
 	limits->max_blob_memory = 4ull << 30;
 	limits->num_scanouts = 1;
+	limits->config_events = false;
 }
 
 /* --- responses --------------------------------------------------------------- */
@@ -1083,7 +1085,11 @@ vgpu_device_create(struct wl_event_loop *loop, const char *name, const char *soc
 		vgpu_device_destroy(device);
 		return NULL;
 	}
-	device->server = vu_server_create(loop, socket_path, name, &device_ops, device);
+	device->vu_ops = device_ops;
+	if (limits->config_events) {
+		device->vu_ops.protocol_features |= 1ull << 5; // SLAVE_REQ: the back-end channel
+	}
+	device->server = vu_server_create(loop, socket_path, name, &device->vu_ops, device);
 	if (device->server == NULL) {
 		vgpu_device_destroy(device);
 		return NULL;
@@ -1127,6 +1133,11 @@ vgpu_device_set_display_size(struct vgpu_device *device, unsigned scanout, int w
 	 * config-change messages).
 	 */
 	device->events_read |= VIRTIO_GPU_EVENT_DISPLAY;
+	if (device->dev != NULL && device->limits.config_events &&
+			vu_dev_notify_config_change(device->dev)) {
+		vgpu_log(device, WLR_DEBUG, "display %u is now %dx%d: config change sent", scanout,
+			width, height);
+	}
 }
 
 void

@@ -23,6 +23,12 @@ struct vgpu_limits {
 	uint64_t max_host_memory;  // bytes of host copies (2D resources) per VM
 	uint64_t max_blob_memory;  // bytes of guest pages mapped for blobs per VM
 	uint32_t num_scanouts;     // 1..VGPU_MAX_SCANOUTS
+	/*
+	 * Tell the front end when the offered display size changes (vhost-user
+	 * back-end channel, CONFIG_CHANGE_MSG). Off by default: QEMU 7.2's
+	 * vhost-user-gpu-pci refuses such messages with an error.
+	 */
+	bool config_events;
 };
 
 /* Implemented by the compositor. `scanout` < num_scanouts. */

@@ -511,7 +511,9 @@ agg() {
 		echo
 		ag_r=$((ag_r + 1))
 	done | sort -g | awk 'function f(x) {
-			return sprintf(x >= 100 || x <= -100 ? "%.0f" : x >= 10 || x <= -10 ? "%.1f" : "%.2f", x)
+			if (x == int(x) || x >= 100 || x <= -100)
+				return sprintf("%.0f", x)
+			return sprintf(x >= 10 || x <= -10 ? "%.1f" : "%.2f", x)
 		}
 		NF { v[n++] = $1 } END {
 		m = n % 2 ? v[(n - 1) / 2] : (v[n / 2 - 1] + v[n / 2]) / 2

@@ -89,6 +89,25 @@ if [ "${CW_INSIDE:-}" = 1 ]; then
 	grep 'session stats' "$log" | tail -n 1 | grep -q 'bytes_copied=0$' ||
 		fail "a blob scanout was copied: $(grep 'session stats' "$log" | tail -n 1)"
 
+	# Resizing a VM's window offers the guest the new size; with config-events
+	# on (front ends that forward it, not QEMU 7.2) it is also told at once.
+	mkfifo "$CW_ARTIFACTS/gamma.fifo"
+	vmm gamma --profile generic --num-scanouts 1 connect driver-ok scanout 320 200 wait-line \
+		display-info edid <"$CW_ARTIFACTS/gamma.fifo" >"$CW_ARTIFACTS/gamma.out" 2>&1 &
+	vmm_pid=$!
+	exec 4>"$CW_ARTIFACTS/gamma.fifo"
+	wait_mapped gamma vm-display
+	start_input
+	input "move $((WIN_X + WIN_W)) $((WIN_Y + WIN_H))" "down left" \
+		"move $((WIN_X + WIN_W + 40)) $((WIN_Y + WIN_H + 30))" "up left"
+	stop_input
+	wait_for_line "$CW_ARTIFACTS/gamma.out" 'back-end channel request 2 '
+	echo >&4
+	exec 4>&-
+	wait "$vmm_pid" || { cat "$CW_ARTIFACTS/gamma.out" >&2; fail "the resize session failed"; }
+	grep -q '^display-info 0: 360x230 enabled' "$CW_ARTIFACTS/gamma.out" ||
+		fail "after the resize: $(grep display-info "$CW_ARTIFACTS/gamma.out")"
+
 	# Reset, rebind and a fresh device on reconnection, ten times in a row
 	# (also catches interrupts sent to replaced call fds).
 	for i in 1 2 3 4 5 6 7 8 9 10; do
@@ -132,4 +151,5 @@ setup_runtime_dir
 export CW_EXTENT=1280x800
 run_crossway_with_self --size 1280x800 \
 	--vm "alpha=$XDG_RUNTIME_DIR/alpha.sock,color=#$ALPHA_COLOR" \
-	--vm "beta=$XDG_RUNTIME_DIR/beta.sock,max-resources=2"
+	--vm "beta=$XDG_RUNTIME_DIR/beta.sock,max-resources=2" \
+	--vm "gamma=$XDG_RUNTIME_DIR/gamma.sock,config-events=on"

@@ -19,6 +19,11 @@ test_specs(void)
 	CHECK(list.vms[0].color == 0x112233 && list.vms[0].has_color);
 	CHECK(list.vms[0].outputs == 2);
 	CHECK(list.vms[1].outputs == 1 && !list.vms[1].has_color);
+	CHECK(!list.vms[0].config_events);
+	CHECK(cw_vm_config_add(&list, "ev=/ev.sock,config-events=on", err, sizeof(err)));
+	CHECK(list.count == 3 && list.vms[2].config_events);
+	free(list.vms[2].socket_path);
+	list.count = 2;
 	CHECK(list.vms[1].color != list.vms[0].color || list.vms[1].color != 0);
 
 	/* Names are what titles show: a strict character set. */
@@ -27,7 +32,7 @@ test_specs(void)
 		"noequals", "x=", "x=,color=#000000", "toolongname_toolongname_toolongn1=/s",
 		"c=/s,color=red", "c=/s,color=#12345", "c=/s,outputs=0", "c=/s,outputs=17",
 		"c=/s,outputs=-1", "c=/s,wat=1", "c=/s,color", "c=/s,max-memory=0",
-		"work=/other.sock", "other=/run/work.sock",
+		"work=/other.sock", "other=/run/work.sock", "c=/s,config-events=maybe",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		err[0] = '\0';
