@@ -204,8 +204,8 @@ rec_disconnected(void *data, struct vu_dev *dev)
 static const struct vu_device_ops ops = {
 	/* EDID, plus a transport bit that must not leak into the device bits. */
 	.device_features = (1ull << 1) | (1ull << 33),
-	/* SLAVE_REQ and LOG_SHMFD: never offered, whatever the device asks. */
-	.protocol_features = (1ull << 5) | (1ull << 1),
+	/* LOG_SHMFD: never offered, whatever the device asks (SLAVE_REQ is, when asked). */
+	.protocol_features = 1ull << 1,
 	.num_queues = 2,
 	.get_config = rec_get_config,
 	.set_config = rec_set_config,
