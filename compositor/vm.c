@@ -247,8 +247,10 @@ static void
 update_texture(struct cw_vm_view *vview, const struct wlr_box *damage)
 {
 	struct wlr_texture *texture = vview->buffer_node->texture;
-	if (texture == NULL || wlr_texture_is_pixman(texture)) {
-		return;
+	struct wlr_dmabuf_attributes dmabuf;
+	if (texture == NULL || wlr_texture_is_pixman(texture) ||
+			wlr_buffer_get_dmabuf(vview->buffer, &dmabuf)) {
+		return; // pixman and imported dmabufs sample the guest's memory itself
 	}
 	void *data;
 	uint32_t format;
@@ -289,12 +291,21 @@ static void
 handle_cursor_set(void *data, unsigned scanout, struct wlr_buffer *image, int hot_x, int hot_y)
 {
 	struct cw_vm *vm = data;
-	(void)scanout;
-	wlr_buffer_unlock(vm->cursor);
-	vm->cursor = image != NULL ? wlr_buffer_lock(image) : NULL;
-	vm->cursor_hot_x = hot_x;
-	vm->cursor_hot_y = hot_y;
+	struct cw_vm_cursor *cursor = &vm->cursors[scanout];
+	wlr_buffer_unlock(cursor->image);
+	cursor->image = image != NULL ? wlr_buffer_lock(image) : NULL;
+	cursor->hot_x = hot_x;
+	cursor->hot_y = hot_y;
 	cw_seat_refresh_pointer(&vm->server->seat);
+}
+
+static void
+drop_cursors(struct cw_vm *vm)
+{
+	for (unsigned i = 0; i < VGPU_MAX_SCANOUTS; i++) {
+		wlr_buffer_unlock(vm->cursors[i].image);
+		vm->cursors[i].image = NULL;
+	}
 }
 
 static void
@@ -317,8 +328,7 @@ handle_connection_changed(void *data, bool connected)
 	for (unsigned i = 0; i < VGPU_MAX_SCANOUTS; i++) {
 		destroy_view(vm->views[i]);
 	}
-	wlr_buffer_unlock(vm->cursor);
-	vm->cursor = NULL;
+	drop_cursors(vm);
 }
 
 static const struct vgpu_display_ops display_ops = {
@@ -335,8 +345,10 @@ cw_vm_view_set_cursor(struct cw_view *view)
 	if (!cw_view_is_vm(view)) {
 		return false;
 	}
-	struct cw_vm *vm = vm_view_from_view(view)->vm;
-	struct wlr_buffer *cursor = vm->cursor;
+	struct cw_vm_view *vview = vm_view_from_view(view);
+	struct cw_vm_cursor *guest = &vview->vm->cursors[vview->scanout];
+	struct cw_vm *vm = vview->vm;
+	struct wlr_buffer *cursor = guest->image;
 	void *data;
 	uint32_t format;
 	size_t stride;
@@ -348,8 +360,8 @@ cw_vm_view_set_cursor(struct cw_view *view)
 	if (ok) {
 		/* wlr_cursor copies the pixels: the guest may change them at will. */
 		wlr_cursor_set_image(vm->server->seat.cursor, data, (int32_t)stride,
-			(uint32_t)cursor->width, (uint32_t)cursor->height, vm->cursor_hot_x,
-			vm->cursor_hot_y, 1.0f);
+			(uint32_t)cursor->width, (uint32_t)cursor->height, guest->hot_x,
+			guest->hot_y, 1.0f);
 	}
 	wlr_buffer_end_data_ptr_access(cursor);
 	return ok;
@@ -379,7 +391,7 @@ destroy_vm(struct cw_vm *vm)
 	for (unsigned i = 0; i < VGPU_MAX_SCANOUTS; i++) {
 		destroy_view(vm->views[i]);
 	}
-	wlr_buffer_unlock(vm->cursor);
+	drop_cursors(vm);
 	free(vm->config.socket_path);
 	free(vm);
 }

@@ -25,6 +25,12 @@ struct cw_vm_view {
 	bool present_pending;                 // a flush waits for the next frame
 };
 
+/* A guest's cursor for one of its displays (64x64 ARGB). */
+struct cw_vm_cursor {
+	struct wlr_buffer *image; // locked; NULL: none
+	int hot_x, hot_y;
+};
+
 /* One configured VM: its device, its windows. */
 struct cw_vm {
 	struct wl_list link; // cw_server.vms
@@ -32,9 +38,7 @@ struct cw_vm {
 	struct cw_vm_config config;
 	struct vgpu_device *device;
 	struct cw_vm_view *views[VGPU_MAX_SCANOUTS]; // per scanout, NULL until first shown
-	/* The guest's cursor, per VM (shown over its windows). */
-	struct wlr_buffer *cursor;
-	int cursor_hot_x, cursor_hot_y;
+	struct cw_vm_cursor cursors[VGPU_MAX_SCANOUTS]; // shown over that display's window
 };
 
 /* Creates every configured VM's device. False if a socket cannot be served. */

@@ -21,7 +21,19 @@
 
 #define PAGE_SIZE_BYTES 4096u
 
-/* Maps every entry at its place in one reserved range; false if one cannot be. */
+/* Whether the memory file cannot shrink under us (a mapping would then SIGBUS). */
+static bool
+file_is_sealed(int fd)
+{
+	int seals = fcntl(fd, F_GET_SEALS);
+	return seals >= 0 && (seals & F_SEAL_SHRINK);
+}
+
+/*
+ * Maps the entries at their places in one reserved range, merging runs of
+ * entries that are adjacent in the file into one mapping (kernel mappings
+ * are a bounded resource). False if one cannot be mapped.
+ */
 static bool
 map_linear(struct vgpu_resource *res, const struct vu_guest_memory *mem,
 	const struct vgpu_backing_entry *entries, uint32_t count, uint64_t total)
@@ -34,20 +46,34 @@ map_linear(struct vgpu_resource *res, const struct vu_guest_memory *mem,
 	res->blob_map = base;
 	res->blob_map_size = (size_t)total;
 	uint64_t pos = 0;
-	for (uint32_t i = 0; i < count; i++) {
+	for (uint32_t i = 0; i < count;) {
 		int fd;
 		uint64_t offset;
 		if (!vu_mem_gpa_to_file(mem, entries[i].gpa, entries[i].length, &fd, &offset) ||
-				offset % PAGE_SIZE_BYTES != 0) {
+				offset % PAGE_SIZE_BYTES != 0 || !file_is_sealed(fd)) {
 			return false;
 		}
+		/* Extend the run while the next entry continues it in the same file. */
+		uint64_t length = entries[i].length;
+		uint32_t next = i + 1;
+		while (next < count) {
+			int next_fd;
+			uint64_t next_offset;
+			if (!vu_mem_gpa_to_file(mem, entries[next].gpa, entries[next].length, &next_fd,
+					&next_offset) || next_fd != fd || next_offset != offset + length) {
+				break;
+			}
+			length += entries[next].length;
+			next++;
+		}
 		/* Read-only: nothing on the host may write into a guest's memory. */
-		void *at = mmap(base + pos, entries[i].length, PROT_READ, MAP_SHARED | MAP_FIXED,
-			fd, (off_t)offset);
+		void *at = mmap(base + pos, length, PROT_READ, MAP_SHARED | MAP_FIXED, fd, (off_t)offset);
 		if (at == MAP_FAILED) {
 			return false;
 		}
-		pos += entries[i].length;
+		res->blob_pieces++;
+		pos += length;
+		i = next;
 	}
 	return true;
 }
@@ -181,7 +207,11 @@ static bool
 blob_image_get_dmabuf(struct wlr_buffer *buffer, struct wlr_dmabuf_attributes *attribs)
 {
 	struct blob_image *image = blob_image_from_buffer(buffer);
-	if (image->blob->blob_dmabuf < 0) {
+	/*
+	 * Only layouts every GPU imports: wlroots 0.15 does not fall back to the
+	 * data pointer when a dmabuf import fails, which would show nothing.
+	 */
+	if (image->blob->blob_dmabuf < 0 || image->stride % 256 != 0 || image->offset % 4096 != 0) {
 		return false;
 	}
 	*attribs = (struct wlr_dmabuf_attributes){

@@ -46,6 +46,7 @@ struct vgpu_resource {
 	uint8_t *blob_map;     // one linear read-only view of the guest pages
 	size_t blob_map_size;
 	int blob_dmabuf;       // a udmabuf of the same pages, or -1
+	uint32_t blob_pieces;  // kernel mappings the view takes (adjacent pages merged)
 };
 
 /* Bounds per blob (QEMU's entry limit; address space, not memory, is spent). */
@@ -76,8 +77,8 @@ int64_t vgpu_resource_transfer_to_host(struct vgpu_resource *res,
 
 /*
  * RESOURCE_CREATE_BLOB with BLOB_MEM_GUEST: maps the guest pages of
- * `entries` (page-aligned, each inside one memory region) into one linear
- * read-only view, and makes a udmabuf of them when /dev/udmabuf allows.
+ * `entries` (page-aligned, each inside one memory region of a memfd sealed
+ * against shrinking, as QEMU's are) into one linear read-only view, and makes a udmabuf of them when /dev/udmabuf allows.
  * Returns NULL with *error set to a virtio-gpu response code.
  */
 struct vgpu_resource *vgpu_resource_create_blob(uint32_t id, const struct vu_guest_memory *mem,

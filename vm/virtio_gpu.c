@@ -25,6 +25,9 @@
 #define CURSOR_QUEUE 1
 /* Chains handled per event-loop turn, so one VM cannot starve the desktop. */
 #define BATCH_LIMIT 128
+#define COPY_BUDGET_PER_TURN (64ull << 20)
+/* Kernel mappings all blobs of one VM may take (vm.max_map_count is 65530). */
+#define VGPU_MAX_BLOB_MAPS 8192
 /* A fenced flush whose window shows no frame (off screen) completes anyway. */
 #define PRESENT_TIMEOUT_MS 100
 #define DEFAULT_WIDTH 1024
@@ -63,6 +66,7 @@ struct vgpu_device {
 	uint32_t resource_count;
 	uint64_t host_memory;
 	uint64_t blob_memory; // guest pages mapped for blobs (address space, not RAM)
+	uint32_t blob_maps;   // kernel mappings those take (the kernel's count is bounded)
 	struct scanout scanouts[VGPU_MAX_SCANOUTS];
 	uint32_t events_read; // config space: VIRTIO_GPU_EVENT_DISPLAY
 
@@ -75,6 +79,7 @@ struct vgpu_device {
 
 	struct wl_list pending; // pending_response.link, in arrival (fence) order
 	struct wl_event_source *present_timer;
+	bool present_timer_armed;
 	struct wl_event_source *resume_idle[2]; // continue a queue after BATCH_LIMIT
 
 	int gpu_socket;
@@ -134,18 +139,28 @@ static void
 release_pending(struct vgpu_device *device)
 {
 	struct pending_response *p, *tmp;
+	bool released = false;
 	wl_list_for_each_safe(p, tmp, &device->pending, link) {
 		if (p->waiting_scanouts != 0) {
 			break; // fences signal in order: later ones wait too
 		}
+		released = true;
 		if (device->dev != NULL) {
 			vu_dev_push(device->dev, CONTROL_QUEUE, &p->chain, p->written);
 		}
 		wl_list_remove(&p->link);
 		free(p);
 	}
-	if (wl_list_empty(&device->pending) && device->present_timer != NULL) {
+	bool waiting = false;
+	wl_list_for_each(p, &device->pending, link) {
+		waiting = waiting || p->waiting_scanouts != 0;
+	}
+	if (device->present_timer != NULL && device->present_timer_armed && !waiting) {
 		wl_event_source_timer_update(device->present_timer, 0);
+		device->present_timer_armed = false;
+	} else if (waiting && device->present_timer_armed && released) {
+		/* The oldest flush went; give the ones still waiting their own time. */
+		wl_event_source_timer_update(device->present_timer, PRESENT_TIMEOUT_MS);
 	}
 }
 
@@ -188,8 +203,10 @@ respond(struct vgpu_device *device, const struct vu_chain *chain,
 	p->written = (uint32_t)written;
 	p->waiting_scanouts = waiting_scanouts;
 	wl_list_insert(device->pending.prev, &p->link);
-	if (waiting_scanouts != 0) {
+	if (waiting_scanouts != 0 && !device->present_timer_armed) {
+		/* Armed by the oldest waiting flush, not pushed back by every new one. */
 		wl_event_source_timer_update(device->present_timer, PRESENT_TIMEOUT_MS);
+		device->present_timer_armed = true;
 	}
 }
 
@@ -259,6 +276,14 @@ enable_scanout(struct vgpu_device *device, unsigned index, struct vgpu_resource 
 	wlr_buffer_unlock(old);
 }
 
+/* Host heap a resource costs: its copy (2D) and its backing list. */
+static uint64_t
+resource_host_bytes(const struct vgpu_resource *res)
+{
+	return (res->blob ? 0 : res->data_size) +
+		(uint64_t)res->backing_count * sizeof(struct vgpu_backing_entry);
+}
+
 static void
 destroy_resource(struct vgpu_device *device, struct vgpu_resource *res)
 {
@@ -272,9 +297,10 @@ destroy_resource(struct vgpu_device *device, struct vgpu_resource *res)
 		}
 	}
 	device->resource_count--;
-	device->host_memory -= res->data_size;
+	device->host_memory -= resource_host_bytes(res);
 	if (res->blob) {
 		device->blob_memory -= res->blob_size;
+		device->blob_maps -= res->blob_pieces;
 	}
 	vgpu_resource_unref(res);
 }
@@ -342,6 +368,15 @@ cmd_get_edid(struct vgpu_device *device, const struct vu_chain *chain,
 	respond(device, chain, hdr, &resp, sizeof(resp), 0);
 }
 
+/* Whether one more resource of `bytes` host memory fits the VM's limits. */
+static bool
+within_budget(const struct vgpu_device *device, uint64_t bytes)
+{
+	uint64_t max = device->limits.max_host_memory;
+	return device->resource_count < device->limits.max_resources &&
+		device->host_memory <= max && bytes <= max - device->host_memory;
+}
+
 static void
 cmd_resource_create_2d(struct vgpu_device *device, const struct vu_chain *chain,
 	const struct virtio_gpu_ctrl_hdr *hdr)
@@ -366,8 +401,7 @@ cmd_resource_create_2d(struct vgpu_device *device, const struct vu_chain *chain,
 		return;
 	}
 	uint64_t bytes = (uint64_t)width * 4 * height;
-	if (device->resource_count >= device->limits.max_resources ||
-			bytes > device->limits.max_host_memory - device->host_memory) {
+	if (!within_budget(device, bytes)) {
 		vgpu_log(device, WLR_ERROR, "RESOURCE_CREATE_2D: over the VM's limits "
 			"(%u resources, %llu of %llu bytes)", device->resource_count,
 			(unsigned long long)device->host_memory,
@@ -458,12 +492,19 @@ cmd_attach_backing(struct vgpu_device *device, const struct vu_chain *chain,
 		respond_type(device, chain, hdr, VIRTIO_GPU_RESP_ERR_UNSPEC);
 		return;
 	}
+	uint64_t entry_bytes = (uint64_t)count * sizeof(struct vgpu_backing_entry);
+	if (device->host_memory > device->limits.max_host_memory ||
+			entry_bytes > device->limits.max_host_memory - device->host_memory) {
+		respond_type(device, chain, hdr, VIRTIO_GPU_RESP_ERR_OUT_OF_MEMORY);
+		return;
+	}
 	struct vgpu_backing_entry *entries = read_backing_entries(device, chain, hdr,
 		sizeof(struct virtio_gpu_resource_attach_backing), count);
 	if (entries == NULL) {
 		return;
 	}
 	vgpu_resource_set_backing(res, entries, count);
+	device->host_memory += entry_bytes;
 	respond_type(device, chain, hdr, VIRTIO_GPU_RESP_OK_NODATA);
 }
 
@@ -481,6 +522,7 @@ cmd_detach_backing(struct vgpu_device *device, const struct vu_chain *chain,
 			VIRTIO_GPU_RESP_ERR_INVALID_RESOURCE_ID : VIRTIO_GPU_RESP_ERR_UNSPEC);
 		return;
 	}
+	device->host_memory -= (uint64_t)res->backing_count * sizeof(struct vgpu_backing_entry);
 	vgpu_resource_detach_backing(res);
 	respond_type(device, chain, hdr, VIRTIO_GPU_RESP_OK_NODATA);
 }
@@ -636,8 +678,10 @@ cmd_resource_create_blob(struct vgpu_device *device, const struct vu_chain *chai
 		respond_type(device, chain, hdr, VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
 		return;
 	}
-	if (device->resource_count >= device->limits.max_resources ||
-			size > device->limits.max_blob_memory - device->blob_memory) {
+	uint64_t entry_bytes = (uint64_t)count * sizeof(struct vgpu_backing_entry);
+	if (!within_budget(device, entry_bytes) || device->blob_memory > device->limits.max_blob_memory ||
+			size > device->limits.max_blob_memory - device->blob_memory ||
+			device->blob_maps + count > VGPU_MAX_BLOB_MAPS) {
 		vgpu_log(device, WLR_ERROR, "RESOURCE_CREATE_BLOB: over the VM's limits");
 		respond_type(device, chain, hdr, VIRTIO_GPU_RESP_ERR_OUT_OF_MEMORY);
 		return;
@@ -659,8 +703,8 @@ cmd_resource_create_blob(struct vgpu_device *device, const struct vu_chain *chai
 	}
 	wl_list_insert(&device->resources, &res->link);
 	device->resource_count++;
-	device->host_memory += res->data_size; // the 1x1 placeholder
 	device->blob_memory += res->blob_size;
+	device->blob_maps += res->blob_pieces;
 	respond_type(device, chain, hdr, VIRTIO_GPU_RESP_OK_NODATA);
 }
 
@@ -847,7 +891,12 @@ process_queue(struct vgpu_device *device, unsigned index)
 	if (device->dev == NULL || index > CURSOR_QUEUE) {
 		return;
 	}
+	uint64_t copied_before = device->stats.bytes_copied;
 	for (int n = 0; n < BATCH_LIMIT; n++) {
+		/* Also bounded by bytes copied, so huge transfers cannot stall the desktop. */
+		if (device->stats.bytes_copied - copied_before > COPY_BUDGET_PER_TURN) {
+			break;
+		}
 		struct vu_chain chain;
 		int r = vu_dev_pop(device->dev, index, &chain);
 		if (r <= 0) {
@@ -935,8 +984,15 @@ queue_stopped(void *data, struct vu_dev *dev, unsigned index)
 	struct vgpu_device *device = data;
 	(void)dev;
 	if (index == CONTROL_QUEUE) {
-		/* Their chains point into guest memory that may go away. */
-		drop_pending(device);
+		/*
+		 * The ring is still mapped now, but not after: return every held
+		 * response at once (an early fence beats a descriptor lost for good).
+		 */
+		struct pending_response *p;
+		wl_list_for_each(p, &device->pending, link) {
+			p->waiting_scanouts = 0;
+		}
+		release_pending(device);
 		device->rings_stopped = true;
 	}
 }
@@ -1047,6 +1103,7 @@ static int
 handle_present_timeout(void *data)
 {
 	struct vgpu_device *device = data;
+	device->present_timer_armed = false;
 	struct pending_response *p;
 	wl_list_for_each(p, &device->pending, link) {
 		p->waiting_scanouts = 0;

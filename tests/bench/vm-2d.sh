@@ -163,6 +163,7 @@ meas_start() {
 	if [ $HAVE_PERF -eq 1 ]; then
 		rm -f "$WORK/perf.ctl" "$WORK/perf.ack"
 		mkfifo "$WORK/perf.ctl" "$WORK/perf.ack"
+		note_cmd "perf stat -x, -e task-clock,context-switches -D -1 --control fifo:CTL,ACK -p PID (enable/disable around each window)"
 		perf stat -x, -e task-clock,context-switches -D -1 \
 			--control "fifo:$WORK/perf.ctl,$WORK/perf.ack" -p "$1" -o "$WORK/$2.perf" \
 			2>"$WORK/$2.perf.err" &
@@ -170,7 +171,7 @@ meas_start() {
 		PIDS="$PIDS $PERF_PID"
 		# perf opens both read-write: then our opens do not block.
 		deadline=$(( $(date +%s) + WAIT ))
-		until ls -l "/proc/$PERF_PID/fd" 2>/dev/null | grep -q 'perf\.ack'; do
+		until has_open "$PERF_PID" "$WORK/perf.ack"; do
 			kill -0 "$PERF_PID" 2>/dev/null || die "perf stat exited: $(cat "$WORK/$2.perf.err")"
 			[ "$(date +%s)" -lt "$deadline" ] || die "perf stat did not start"
 			sleep 0.02
@@ -179,6 +180,13 @@ meas_start() {
 		perf_cmd enable
 	fi
 	echo "$(cpu_ticks "$1") $(ctxt "$1") $(date +%s.%N)" >"$WORK/$2.before"
+}
+
+has_open() { # PID FILE: whether PID has FILE open
+	for fd in /proc/"$1"/fd/*; do
+		[ "$(readlink "$fd" 2>/dev/null)" = "$2" ] && return 0
+	done
+	return 1
 }
 
 perf_cmd() {
@@ -552,6 +560,7 @@ row() {
 } >"$TABLE"
 for w in "full 1280 800 full frame 1280x800" "small 64 64 64x64 damage" \
 		"cursor 8 16 8x16 fbcon cursor"; do
+	# shellcheck disable=SC2086 # split into words on purpose
 	set -- $w
 	tag=$1 rw=$2 rh=$3
 	shift 3
@@ -562,6 +571,7 @@ done
 for w in "full $N_FULL fenced full frame" "small $N_SMALL fenced 64x64" \
 		"cursor $N_SMALL fenced 8x16" "full-unf $N_FULL unfenced full frame" \
 		"small-unf $N_SMALL unfenced 64x64"; do
+	# shellcheck disable=SC2086 # split into words on purpose
 	set -- $w
 	tag=$1 n=$2
 	shift 2

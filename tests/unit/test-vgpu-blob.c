@@ -1,5 +1,7 @@
 #define _GNU_SOURCE
 #include <drm_fourcc.h>
+#include <fcntl.h>
+#include <stdbool.h>
 #include <linux/virtio_gpu.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,10 +16,12 @@
 
 /* Guest RAM: 4 MiB at GPA 0x100000 of a memfd, region starting at file offset 0x2000. */
 static int
-make_memory(struct vu_guest_memory *mem, uint8_t **ram)
+make_memory(struct vu_guest_memory *mem, uint8_t **ram, bool sealed)
 {
-	int fd = memfd_create("guest", MFD_CLOEXEC);
+	int fd = memfd_create("guest", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	CHECK(fd >= 0 && ftruncate(fd, 0x2000 + 4 * MIB) == 0);
+	/* QEMU's memory-backend-memfd seals its file; a blob needs that. */
+	CHECK(!sealed || fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) == 0);
 	vu_mem_init(mem);
 	CHECK(vu_mem_add_region(mem, fd, 0x100000, 4 * MIB, 0x7f0000000000, 0x2000) == 0);
 	*ram = mmap(NULL, 0x2000 + 4 * MIB, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
@@ -31,7 +35,7 @@ main(void)
 {
 	struct vu_guest_memory mem;
 	uint8_t *ram;
-	int fd = make_memory(&mem, &ram);
+	int fd = make_memory(&mem, &ram, true);
 	uint32_t error = 0;
 
 	/* Two runs of guest pages, out of order: page 10-11, then page 3. */
@@ -47,6 +51,7 @@ main(void)
 		CHECK_DONE();
 	}
 	CHECK(blob->blob && blob->blob_size == 3 * 4096);
+	CHECK(blob->blob_pieces == 2); // two runs that are not adjacent in the file
 
 	/* A 32x48 XRGB image at offset 0, stride 256: exactly the blob. */
 	struct wlr_buffer *image = vgpu_blob_image_create(blob, DRM_FORMAT_XRGB8888, 32, 48, 256, 0);
@@ -99,6 +104,25 @@ main(void)
 	CHECK(vgpu_resource_create_blob(11, &mem, &small, 1, 8192, &error) == NULL); // size > pages
 	CHECK(vgpu_resource_create_blob(12, &mem, &small, 0, 4096, &error) == NULL);
 
+	/* Adjacent entries share one kernel mapping. */
+	struct vgpu_backing_entry run[3] = {
+		{.gpa = 0x100000 + 20 * 4096, .length = 4096},
+		{.gpa = 0x100000 + 21 * 4096, .length = 8192},
+		{.gpa = 0x100000 + 23 * 4096, .length = 4096},
+	};
+	struct vgpu_resource *merged = vgpu_resource_create_blob(13, &mem, run, 3, 4 * 4096, &error);
+	CHECK(merged != NULL && merged->blob_pieces == 1);
+	if (merged != NULL) {
+		vgpu_resource_unref(merged);
+	}
+
+	munmap(ram - 0x2000, 0x2000 + 4 * MIB);
+	vu_mem_finish(&mem);
+	close(fd);
+
+	/* Memory that could shrink under the mapping (SIGBUS) is refused. */
+	fd = make_memory(&mem, &ram, false);
+	CHECK(vgpu_resource_create_blob(14, &mem, &small, 1, 4096, &error) == NULL);
 	munmap(ram - 0x2000, 0x2000 + 4 * MIB);
 	vu_mem_finish(&mem);
 	close(fd);

@@ -4,6 +4,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -84,8 +85,10 @@ struct vmm_mem *vmm_mem_new(uint64_t size, unsigned nregions)
 	mem->size = size;
 	mem->nregions = nregions;
 	mem->map = MAP_FAILED;
-	mem->fd = memfd_create("vmm-guest-ram", MFD_CLOEXEC);
-	if (mem->fd < 0 || ftruncate(mem->fd, (off_t)size) < 0)
+	/* Sealed against resizing, as QEMU's memory-backend-memfd (seal=on) does. */
+	mem->fd = memfd_create("vmm-guest-ram", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (mem->fd < 0 || ftruncate(mem->fd, (off_t)size) < 0 ||
+			fcntl(mem->fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0)
 		goto fail;
 	mem->map = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, mem->fd, 0);
 	if (mem->map == MAP_FAILED)
