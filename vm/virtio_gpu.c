@@ -678,8 +678,8 @@ cmd_resource_create_blob(struct vgpu_device *device, const struct vu_chain *chai
 		respond_type(device, chain, hdr, VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
 		return;
 	}
-	uint64_t entry_bytes = (uint64_t)count * sizeof(struct vgpu_backing_entry);
-	if (!within_budget(device, entry_bytes) || device->blob_memory > device->limits.max_blob_memory ||
+	/* The entry list is only read here: a blob keeps no host copy and no list. */
+	if (!within_budget(device, 0) || device->blob_memory > device->limits.max_blob_memory ||
 			size > device->limits.max_blob_memory - device->blob_memory ||
 			device->blob_maps + count > VGPU_MAX_BLOB_MAPS) {
 		vgpu_log(device, WLR_ERROR, "RESOURCE_CREATE_BLOB: over the VM's limits");

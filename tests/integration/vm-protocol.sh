@@ -143,6 +143,9 @@ if [ "${CW_INSIDE:-}" = 1 ]; then
 		create 64 64 --expect 0x1201
 	grep -q "\[vm beta\] RESOURCE_CREATE_2D: over the VM's limits" "$log" ||
 		fail "the limit was not logged for beta"
+	# delta may hold 1 MiB of host copies: full, a blob on top cannot open the limit again.
+	vmm_ok budget delta --profile generic --num-scanouts 1 connect driver-ok create 512 512 \
+		blob-scanout 64 64 create 1 1 --expect 0x1201 create 16 16 --expect 0x1201
 	crossway_alive
 	exit 0
 fi
@@ -152,4 +155,5 @@ export CW_EXTENT=1280x800
 run_crossway_with_self --size 1280x800 \
 	--vm "alpha=$XDG_RUNTIME_DIR/alpha.sock,color=#$ALPHA_COLOR" \
 	--vm "beta=$XDG_RUNTIME_DIR/beta.sock,max-resources=2" \
-	--vm "gamma=$XDG_RUNTIME_DIR/gamma.sock,config-events=on"
+	--vm "gamma=$XDG_RUNTIME_DIR/gamma.sock,config-events=on" \
+	--vm "delta=$XDG_RUNTIME_DIR/delta.sock,max-memory=1"
