@@ -236,6 +236,18 @@ find_resource(struct vgpu_device *device, uint32_t id)
 	return NULL;
 }
 
+/* The guest's resource `id`, or NULL after answering ERR_INVALID_RESOURCE_ID. */
+static struct vgpu_resource *
+resource_or_error(struct vgpu_device *device, const struct vu_chain *chain,
+	const struct virtio_gpu_ctrl_hdr *hdr, uint32_t id)
+{
+	struct vgpu_resource *res = find_resource(device, id);
+	if (res == NULL) {
+		respond_type(device, chain, hdr, VIRTIO_GPU_RESP_ERR_INVALID_RESOURCE_ID);
+	}
+	return res;
+}
+
 static bool
 rect_from_virtio(const struct virtio_gpu_rect *r, struct wlr_box *box)
 {
@@ -428,9 +440,8 @@ cmd_resource_unref(struct vgpu_device *device, const struct vu_chain *chain,
 	if (!read_request(device, chain, hdr, &req, sizeof(req))) {
 		return;
 	}
-	struct vgpu_resource *res = find_resource(device, le32toh(req.resource_id));
+	struct vgpu_resource *res = resource_or_error(device, chain, hdr, le32toh(req.resource_id));
 	if (res == NULL) {
-		respond_type(device, chain, hdr, VIRTIO_GPU_RESP_ERR_INVALID_RESOURCE_ID);
 		return;
 	}
 	destroy_resource(device, res);
@@ -480,9 +491,8 @@ cmd_attach_backing(struct vgpu_device *device, const struct vu_chain *chain,
 	if (!read_request(device, chain, hdr, &req, sizeof(req))) {
 		return;
 	}
-	struct vgpu_resource *res = find_resource(device, le32toh(req.resource_id));
+	struct vgpu_resource *res = resource_or_error(device, chain, hdr, le32toh(req.resource_id));
 	if (res == NULL) {
-		respond_type(device, chain, hdr, VIRTIO_GPU_RESP_ERR_INVALID_RESOURCE_ID);
 		return;
 	}
 	uint32_t count = le32toh(req.nr_entries);
@@ -573,9 +583,8 @@ cmd_transfer_to_host_2d(struct vgpu_device *device, const struct vu_chain *chain
 	if (!read_request(device, chain, hdr, &req, sizeof(req))) {
 		return;
 	}
-	struct vgpu_resource *res = find_resource(device, le32toh(req.resource_id));
+	struct vgpu_resource *res = resource_or_error(device, chain, hdr, le32toh(req.resource_id));
 	if (res == NULL) {
-		respond_type(device, chain, hdr, VIRTIO_GPU_RESP_ERR_INVALID_RESOURCE_ID);
 		return;
 	}
 	if (res->blob) {
@@ -601,20 +610,6 @@ cmd_transfer_to_host_2d(struct vgpu_device *device, const struct vu_chain *chain
 	respond_type(device, chain, hdr, VIRTIO_GPU_RESP_OK_NODATA);
 }
 
-static bool
-intersect(const struct wlr_box *a, const struct wlr_box *b, struct wlr_box *out)
-{
-	int x1 = a->x > b->x ? a->x : b->x;
-	int y1 = a->y > b->y ? a->y : b->y;
-	int x2 = a->x + a->width < b->x + b->width ? a->x + a->width : b->x + b->width;
-	int y2 = a->y + a->height < b->y + b->height ? a->y + a->height : b->y + b->height;
-	if (x2 <= x1 || y2 <= y1) {
-		return false;
-	}
-	*out = (struct wlr_box){x1, y1, x2 - x1, y2 - y1};
-	return true;
-}
-
 static void
 cmd_resource_flush(struct vgpu_device *device, const struct vu_chain *chain,
 	const struct virtio_gpu_ctrl_hdr *hdr)
@@ -623,9 +618,8 @@ cmd_resource_flush(struct vgpu_device *device, const struct vu_chain *chain,
 	if (!read_request(device, chain, hdr, &req, sizeof(req))) {
 		return;
 	}
-	struct vgpu_resource *res = find_resource(device, le32toh(req.resource_id));
+	struct vgpu_resource *res = resource_or_error(device, chain, hdr, le32toh(req.resource_id));
 	if (res == NULL) {
-		respond_type(device, chain, hdr, VIRTIO_GPU_RESP_ERR_INVALID_RESOURCE_ID);
 		return;
 	}
 	struct wlr_box rect;
@@ -638,7 +632,7 @@ cmd_resource_flush(struct vgpu_device *device, const struct vu_chain *chain,
 	for (unsigned i = 0; i < device->limits.num_scanouts; i++) {
 		struct scanout *s = &device->scanouts[i];
 		struct wlr_box damage;
-		if (s->resource == res && intersect(&rect, &s->src, &damage)) {
+		if (s->resource == res && wlr_box_intersection(&damage, &rect, &s->src)) {
 			device->ops->scanout_damage(device->data, i, &damage);
 			waiting |= 1u << i;
 		}
@@ -761,9 +755,8 @@ cmd_assign_uuid(struct vgpu_device *device, const struct vu_chain *chain,
 	if (!read_request(device, chain, hdr, &req, sizeof(req))) {
 		return;
 	}
-	struct vgpu_resource *res = find_resource(device, le32toh(req.resource_id));
+	struct vgpu_resource *res = resource_or_error(device, chain, hdr, le32toh(req.resource_id));
 	if (res == NULL) {
-		respond_type(device, chain, hdr, VIRTIO_GPU_RESP_ERR_INVALID_RESOURCE_ID);
 		return;
 	}
 	struct virtio_gpu_resp_resource_uuid resp;
