@@ -14,6 +14,7 @@ struct cw_output {
 	struct cw_server *server;
 	struct wlr_output *output;
 	struct wlr_scene_output *scene_output;
+	struct wlr_scene_buffer *background; // the desktop colour under this output
 	struct wl_listener frame;
 	struct wl_listener destroy;
 };

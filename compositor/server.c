@@ -201,9 +201,6 @@ cw_server_init(struct cw_server *server, const struct cw_options *options)
 	for (int i = 0; i < CW_LAYER_COUNT; i++) {
 		server->layers[i] = wlr_scene_tree_create(&server->scene->node);
 	}
-	static const float background_color[4] = {0x1d / 255.0f, 0x2b / 255.0f, 0x36 / 255.0f, 1.0f};
-	server->background = wlr_scene_rect_create(&server->layers[CW_LAYER_BACKGROUND]->node,
-		0, 0, background_color);
 	wlr_scene_attach_output_layout(server->scene, server->output_layout);
 	server->new_output.notify = cw_output_handle_new;
 	wl_signal_add(&server->backend->events.new_output, &server->new_output);

@@ -38,7 +38,6 @@ struct cw_server {
 
 	struct wlr_scene *scene;
 	struct wlr_scene_tree *layers[CW_LAYER_COUNT];
-	struct wlr_scene_rect *background; // covers the whole layout
 	struct wlr_output_layout *output_layout;
 	struct wl_list outputs; // cw_output.link
 	struct wl_listener new_output;
