@@ -225,17 +225,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 }
 
 #ifndef CW_LIBFUZZER
-/* xorshift64*: reproducible inputs. */
-static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
-
-static uint64_t
-next_random(void)
-{
-	rng_state ^= rng_state >> 12;
-	rng_state ^= rng_state << 25;
-	rng_state ^= rng_state >> 27;
-	return rng_state * 0x2545f4914f6cdd1dull;
-}
+#include "fuzz_random.h"
 
 static void
 put16(uint8_t *p, uint16_t v)
