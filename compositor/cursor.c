@@ -18,6 +18,7 @@
 #include "server.h"
 #include "view.h"
 #include "vm.h"
+#include "vm_input.h"
 
 #define CW_DEFAULT_CURSOR "left_ptr"
 
@@ -113,10 +114,21 @@ process_resize(struct cw_seat *seat)
 	cw_view_anchor_resize(seat->grabbed_view, seat->resize_edges, &seat->grab_geometry, serial);
 }
 
+/* The VM display whose content (not frame) is under the pointer, or NULL. */
+static struct cw_view *
+vm_content_at(const struct hit *hit)
+{
+	bool content = hit->view != NULL && hit->surface == NULL && hit->part == CW_FRAME_NONE;
+	return content && cw_view_is_vm(hit->view) ? hit->view : NULL;
+}
+
 static void
 process_passthrough(struct cw_seat *seat, uint32_t time_msec)
 {
 	struct hit hit = hit_test(seat, seat->cursor->x, seat->cursor->y);
+	if (cw_vm_input_motion(seat, vm_content_at(&hit), seat->cursor->x, seat->cursor->y)) {
+		return; // a guest holds a button: it keeps the pointer until release
+	}
 	if (hit.surface == NULL) {
 		const char *name = CW_DEFAULT_CURSOR;
 		if (hit.view != NULL && hit.part == CW_FRAME_BORDER_EDGE) {
@@ -281,6 +293,7 @@ cw_seat_begin_grab(struct cw_seat *seat, struct cw_view *view,
 	seat->grab_y = seat->cursor->y;
 	seat->grab_geometry = (struct wlr_box){view->x, view->y, view->width, view->height};
 	seat->resize_edges = edges;
+	cw_vm_input_pointer_lost(seat);
 	/* The client must not see motion while crossway owns the pointer. */
 	wlr_seat_pointer_clear_focus(seat->seat);
 	if (mode == CW_CURSOR_MOVE) {
@@ -316,6 +329,7 @@ cw_seat_view_gone(struct cw_seat *seat, struct cw_view *view)
 		seat->cursor_mode = CW_CURSOR_PASSTHROUGH;
 		seat->grabbed_view = NULL;
 	}
+	cw_vm_input_view_gone(seat, view);
 	if (seat->focused_view == view) {
 		seat->focused_view = NULL; // not active any more: do not deactivate later
 		/* Hand the focus to the next window on the stack. */
@@ -340,6 +354,9 @@ static bool
 handle_compositor_press(struct cw_seat *seat, uint32_t button)
 {
 	struct hit hit = hit_test(seat, seat->cursor->x, seat->cursor->y);
+	if (vm_content_at(&hit) != seat->vm_pointer_view) {
+		cw_vm_input_pointer_lost(seat); // a press elsewhere ends a guest's drag
+	}
 	if (hit.view == NULL) {
 		return false;
 	}
@@ -352,6 +369,9 @@ handle_compositor_press(struct cw_seat *seat, uint32_t button)
 				nearest_corner(hit.view, seat->cursor->x, seat->cursor->y));
 		}
 		return true;
+	}
+	if (cw_vm_input_button(seat, vm_content_at(&hit), button, true)) {
+		return true; // the guest's click
 	}
 	if (hit.surface != NULL || button != BTN_LEFT) {
 		return hit.surface == NULL; // frame clicks with other buttons do nothing
@@ -385,6 +405,10 @@ handle_button(struct wl_listener *listener, void *data)
 			end_grab(seat);
 			return;
 		}
+		if (cw_vm_input_button(seat, NULL, event->button, false)) {
+			process_passthrough(seat, event->time_msec); // the guest may let go of the pointer
+			return;
+		}
 		wlr_seat_pointer_notify_button(seat->seat, event->time_msec, event->button, event->state);
 		return;
 	}
@@ -403,6 +427,9 @@ handle_axis(struct wl_listener *listener, void *data)
 	struct cw_seat *seat = wl_container_of(listener, seat, cursor_axis);
 	struct wlr_event_pointer_axis *event = data;
 	wlr_idle_notify_activity(seat->server->idle, seat->seat);
+	if (cw_vm_input_axis(seat, event)) {
+		return;
+	}
 	wlr_seat_pointer_notify_axis(seat->seat, event->time_msec, event->orientation,
 		event->delta, event->delta_discrete, event->source);
 }

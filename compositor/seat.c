@@ -16,6 +16,7 @@
 #include "cursor.h"
 #include "server.h"
 #include "view.h"
+#include "vm_input.h"
 
 #define CW_REPEAT_RATE 25
 #define CW_REPEAT_DELAY 600
@@ -111,6 +112,11 @@ handle_key(struct wl_listener *listener, void *data)
 		for (int i = 0; i < count && !handled; i++) {
 			handled = handle_binding(seat, syms[i], modifiers);
 		}
+	}
+	/* A VM's display window with the focus: the key is the guest's, not a client's. */
+	if (!handled) {
+		handled = cw_vm_input_key(seat->focused_view, event->keycode,
+			event->state == WL_KEYBOARD_KEY_STATE_PRESSED);
 	}
 	if (!handled) {
 		wlr_seat_set_keyboard(seat->seat, keyboard->device);

@@ -43,6 +43,9 @@ struct cw_seat {
 	struct wl_event_source *orphan_reaper;
 
 	struct cw_view *focused_view; // has the keyboard focus (NULL: none)
+	/* The VM display whose guest gets the pointer (vm_input.c); NULL: none. */
+	struct cw_view *vm_pointer_view;
+	double vm_scroll[2]; // smooth scrolling not yet a wheel click (vertical, horizontal)
 
 	/* No cursor is drawn until a pointer device has moved it (headless CI). */
 	bool cursor_shown;

@@ -12,6 +12,7 @@
 #include "output.h"
 #include "server.h"
 #include "virtio_gpu.h"
+#include "vm_input.h"
 
 static const struct cw_view_impl vm_view_impl;
 
@@ -25,6 +26,12 @@ static struct cw_vm_view *
 vm_view_from_view(struct cw_view *view)
 {
 	return wl_container_of(view, (struct cw_vm_view *)NULL, base);
+}
+
+struct cw_vm_view *
+cw_vm_view_from_view(struct cw_view *view)
+{
+	return cw_view_is_vm(view) ? vm_view_from_view(view) : NULL;
 }
 
 /* --- frame colours ---------------------------------------------------------- */
@@ -55,9 +62,10 @@ vm_frame_colors(uint32_t color, struct cw_frame_colors *colors)
 static void
 vm_set_activated(struct cw_view *view, bool activated)
 {
-	/* Keyboard input to VMs arrives with the virtio-input device. */
-	(void)view;
-	(void)activated;
+	/* Keys go to the guest while focused (vm_input.c); none may stay down after. */
+	if (!activated) {
+		cw_vm_input_focus_lost(view);
+	}
 }
 
 static uint32_t
@@ -388,12 +396,29 @@ destroy_vm(struct cw_vm *vm)
 	wl_list_remove(&vm->link);
 	/* Disconnects the VMM, which takes the windows (connection_changed). */
 	vgpu_device_destroy(vm->device);
+	vinput_device_destroy(vm->input);
 	for (unsigned i = 0; i < VGPU_MAX_SCANOUTS; i++) {
 		destroy_view(vm->views[i]);
 	}
 	drop_cursors(vm);
 	free(vm->config.socket_path);
+	free(vm->config.input_socket_path);
 	free(vm);
+}
+
+static bool
+create_input(struct cw_vm *vm)
+{
+	const char *path = vm->config.input_socket_path;
+	vm->input = path == NULL ? NULL :
+		vinput_device_create(vm->server->event_loop, path, vm->config.name);
+	if (vm->input == NULL) {
+		wlr_log(WLR_ERROR, "[vm %s] cannot serve its input device on %s", vm->config.name,
+			path != NULL ? path : "(no memory)");
+		return false;
+	}
+	wlr_log(WLR_INFO, "[vm %s] input device (vhost-user-input) on %s", vm->config.name, path);
+	return true;
 }
 
 bool
@@ -407,6 +432,8 @@ cw_vms_init(struct cw_server *server, const struct cw_vm_config_list *list)
 		vm->server = server;
 		vm->config = list->vms[i];
 		vm->config.socket_path = strdup(list->vms[i].socket_path);
+		vm->config.input_socket_path = list->vms[i].input_socket_path == NULL ? NULL :
+			strdup(list->vms[i].input_socket_path);
 		wl_list_insert(server->vms.prev, &vm->link);
 		struct vgpu_limits limits;
 		vgpu_limits_default(&limits);
@@ -428,6 +455,9 @@ cw_vms_init(struct cw_server *server, const struct cw_vm_config_list *list)
 		}
 		wlr_log(WLR_INFO, "[vm %s] waiting for its VMM on %s", vm->config.name,
 			vm->config.socket_path);
+		if (list->vms[i].input_socket_path != NULL && !create_input(vm)) {
+			return false;
+		}
 	}
 	return true;
 }

@@ -7,6 +7,7 @@
 
 #include "view.h"
 #include "virtio_gpu.h"
+#include "virtio_input.h"
 #include "vm_config.h"
 
 struct cw_server;
@@ -37,6 +38,7 @@ struct cw_vm {
 	struct cw_server *server;
 	struct cw_vm_config config;
 	struct vgpu_device *device;
+	struct vinput_device *input; // NULL: no input device configured
 	struct cw_vm_view *views[VGPU_MAX_SCANOUTS]; // per scanout, NULL until first shown
 	struct cw_vm_cursor cursors[VGPU_MAX_SCANOUTS]; // shown over that display's window
 };
@@ -49,5 +51,7 @@ void cw_vms_frame_presented(struct cw_server *server);
 /* The pointer is over a VM window's content: show the guest's cursor. */
 bool cw_vm_view_set_cursor(struct cw_view *view);
 bool cw_view_is_vm(const struct cw_view *view);
+/* The VM display behind view, or NULL if view is another kind of window. */
+struct cw_vm_view *cw_vm_view_from_view(struct cw_view *view);
 
 #endif

@@ -101,9 +101,44 @@ parse_option(struct cw_vm_config *vm, char *option, char *err, size_t err_size)
 			return false;
 		}
 		vm->config_events = strcmp(value, "on") == 0;
+	} else if (strcmp(key, "input") == 0) {
+		if (value[0] == '\0' || vm->input_socket_path != NULL) {
+			snprintf(err, err_size, "VM %s: input needs one socket path", vm->name);
+			return false;
+		}
+		vm->input_socket_path = strdup(value);
+		if (vm->input_socket_path == NULL) {
+			snprintf(err, err_size, "out of memory");
+			return false;
+		}
 	} else {
 		snprintf(err, err_size, "VM %s: unknown option '%s'", vm->name, key);
 		return false;
+	}
+	return true;
+}
+
+/* Two devices on one socket would steal each other's front ends. */
+static bool
+sockets_are_unique(const struct cw_vm_config_list *list, const struct cw_vm_config *vm,
+	const char *socket, char *err, size_t err_size)
+{
+	const char *input = vm->input_socket_path;
+	if (input != NULL && strcmp(input, socket) == 0) {
+		snprintf(err, err_size, "VM %s: its GPU and input sockets are both %s", vm->name, socket);
+		return false;
+	}
+	for (size_t i = 0; i < list->count; i++) {
+		const struct cw_vm_config *other = &list->vms[i];
+		const char *paths[] = {other->socket_path, other->input_socket_path};
+		for (size_t j = 0; j < 2; j++) {
+			if (paths[j] != NULL && (strcmp(paths[j], socket) == 0 ||
+					(input != NULL && strcmp(paths[j], input) == 0))) {
+				snprintf(err, err_size, "VMs %s and %s share the socket %s", other->name,
+					vm->name, paths[j]);
+				return false;
+			}
+		}
 	}
 	return true;
 }
@@ -149,21 +184,20 @@ cw_vm_config_add(struct cw_vm_config_list *list, const char *spec, char *err, si
 	for (char *opt = options != NULL ? strtok_r(options, ",", &save) : NULL; opt != NULL;
 			opt = strtok_r(NULL, ",", &save)) {
 		if (!parse_option(&vm, opt, err, err_size)) {
+			free(vm.input_socket_path);
 			free(rest);
 			return false;
 		}
 	}
-	for (size_t i = 0; i < list->count; i++) {
-		if (strcmp(list->vms[i].socket_path, socket) == 0) {
-			snprintf(err, err_size, "VMs %s and %s share the socket %s", list->vms[i].name,
-				vm.name, socket);
-			free(rest);
-			return false;
-		}
+	if (!sockets_are_unique(list, &vm, socket, err, err_size)) {
+		free(vm.input_socket_path);
+		free(rest);
+		return false;
 	}
 	vm.socket_path = strdup(socket);
 	free(rest);
 	if (vm.socket_path == NULL) {
+		free(vm.input_socket_path);
 		snprintf(err, err_size, "out of memory");
 		return false;
 	}
@@ -246,6 +280,7 @@ cw_vm_config_list_finish(struct cw_vm_config_list *list)
 {
 	for (size_t i = 0; i < list->count; i++) {
 		free(list->vms[i].socket_path);
+		free(list->vms[i].input_socket_path);
 	}
 	list->count = 0;
 }

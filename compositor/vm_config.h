@@ -11,7 +11,8 @@
 /* One VM as the user configured it (--vm or the config file). */
 struct cw_vm_config {
 	char name[CW_VM_NAME_MAX + 1]; // [A-Za-z0-9_.-]: shown in titles and logs
-	char *socket_path;             // owned
+	char *socket_path;             // owned: the virtio-gpu device
+	char *input_socket_path;       // owned, NULL: no virtio-input device
 	uint32_t color;                // 0xRRGGBB of its frame
 	bool has_color;
 	unsigned outputs;              // scanouts offered to the guest (1..16)
@@ -26,7 +27,8 @@ struct cw_vm_config_list {
 };
 
 /*
- * Parses "NAME=SOCKET[,color=#RRGGBB][,outputs=N][,max-resources=N][,max-memory=MiB]"
+ * Parses "NAME=SOCKET[,input=SOCKET][,color=#RRGGBB][,outputs=N][,max-resources=N]
+ * [,max-memory=MiB][,config-events=on]"
  * and appends it. Returns false with a one-line reason in err.
  */
 bool cw_vm_config_add(struct cw_vm_config_list *list, const char *spec, char *err,

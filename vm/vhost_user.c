@@ -181,6 +181,18 @@ server_log(const struct vu_server *server, enum wlr_log_importance verb, const c
 	wlr_log(verb, "VM %s: %s", server->name, line);
 }
 
+void
+vu_vm_logv(enum wlr_log_importance level, const char *vm_name, const char *prefix,
+	const char *fmt, va_list args)
+{
+	if (level > wlr_log_get_verbosity()) {
+		return;
+	}
+	char message[512];
+	vsnprintf(message, sizeof(message), fmt, args);
+	wlr_log(level, "[vm %s] %s%s", vm_name, prefix, message);
+}
+
 #define dev_log(dev, verb, ...) server_log((dev)->server, verb, __VA_ARGS__)
 
 static const char *

@@ -1,10 +1,12 @@
 #ifndef VU_VHOST_USER_H
 #define VU_VHOST_USER_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <wayland-server-core.h>
+#include <wlr/util/log.h>
 
 #include "guest_memory.h"
 #include "virtqueue.h"
@@ -81,5 +83,9 @@ bool vu_dev_notify_config_change(struct vu_dev *dev);
 /* Drops the connection (protocol violation by the front end or guest). */
 void vu_dev_disconnect(struct vu_dev *dev, const char *reason);
 const char *vu_dev_name(const struct vu_dev *dev);
+
+/* Logs "[vm NAME] PREFIX message": devices name the VM in every line. */
+void vu_vm_logv(enum wlr_log_importance level, const char *vm_name, const char *prefix,
+	const char *fmt, va_list args);
 
 #endif

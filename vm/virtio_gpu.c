@@ -96,15 +96,10 @@ static void vgpu_log(const struct vgpu_device *device, enum wlr_log_importance l
 static void
 vgpu_log(const struct vgpu_device *device, enum wlr_log_importance level, const char *fmt, ...)
 {
-	if (level > wlr_log_get_verbosity()) {
-		return;
-	}
-	char message[512];
 	va_list args;
 	va_start(args, fmt);
-	vsnprintf(message, sizeof(message), fmt, args);
+	vu_vm_logv(level, device->name, "", fmt, args);
 	va_end(args);
-	wlr_log(level, "[vm %s] %s", device->name, message);
 }
 
 void

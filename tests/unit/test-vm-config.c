@@ -24,6 +24,15 @@ test_specs(void)
 	CHECK(list.count == 3 && list.vms[2].config_events);
 	free(list.vms[2].socket_path);
 	list.count = 2;
+	CHECK(list.vms[0].input_socket_path == NULL);
+	CHECK(cw_vm_config_add(&list, "in=/in-gpu.sock,input=/in-input.sock,outputs=1", err,
+		sizeof(err)));
+	CHECK(list.count == 3);
+	CHECK_STR(list.vms[2].socket_path, "/in-gpu.sock");
+	CHECK_STR(list.vms[2].input_socket_path, "/in-input.sock");
+	free(list.vms[2].socket_path);
+	free(list.vms[2].input_socket_path);
+	list.count = 2;
 	CHECK(list.vms[1].color != list.vms[0].color || list.vms[1].color != 0);
 
 	/* Names are what titles show: a strict character set. */
@@ -33,6 +42,8 @@ test_specs(void)
 		"c=/s,color=red", "c=/s,color=#12345", "c=/s,outputs=0", "c=/s,outputs=17",
 		"c=/s,outputs=-1", "c=/s,wat=1", "c=/s,color", "c=/s,max-memory=0",
 		"work=/other.sock", "other=/run/work.sock", "c=/s,config-events=maybe",
+		"c=/s,input=", "c=/s,input=/s", "c=/s,input=/run/work.sock", "c=/s,input=/i,input=/j",
+		"w2=/run/work.sock,input=/i",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		err[0] = '\0';
