@@ -92,6 +92,25 @@ struct vgpu_resource *vgpu_resource_create_blob(uint32_t id, const struct vu_gue
 struct wlr_buffer *vgpu_blob_image_create(struct vgpu_resource *blob, uint32_t drm_format,
 	uint32_t width, uint32_t height, uint32_t stride, uint32_t offset);
 
+/*
+ * Guest blobs handed to the compositor's clients (cross-domain SEND of a
+ * VIRTGPU_BLOB identifier). Without udmabuf the host has no fd that maps
+ * the guest's pages, so the message carries a placeholder: an empty sealed
+ * memfd that stands for the blob. The compositor's own wl_shm for VM
+ * clients turns it back into the blob with vgpu_blob_import_fd, and
+ * samples the guest pages in place (vgpu_blob_image_create): no copy.
+ *
+ * vgpu_blob_export_fd returns a new fd (the caller sends and closes it) or
+ * a negative errno; `owner` is the exporting device. The registry keeps the
+ * placeholder's inode alive until the blob is destroyed, so an inode never
+ * stands for two blobs.
+ * vgpu_blob_import_fd returns the blob, locked (wlr_buffer_unlock when
+ * done), if `fd` is a placeholder exported by `owner` and the blob is still
+ * alive; NULL otherwise (a host file, another VM's blob, a stale one).
+ */
+int vgpu_blob_export_fd(struct vgpu_resource *blob, const void *owner);
+struct vgpu_resource *vgpu_blob_import_fd(int fd, const void *owner);
+
 /* Whether `rect` lies inside the resource. */
 bool vgpu_resource_contains(const struct vgpu_resource *res, const struct wlr_box *rect);
 

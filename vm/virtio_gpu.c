@@ -110,6 +110,8 @@ vgpu_limits_default(struct vgpu_limits *limits)
 	limits->max_blob_memory = 4ull << 30;
 	limits->num_scanouts = 1;
 	limits->config_events = false;
+	limits->contexts = false; // cross-domain: not offered until it is served
+	limits->max_contexts = 64;
 }
 
 /* --- responses --------------------------------------------------------------- */

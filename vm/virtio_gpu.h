@@ -29,6 +29,13 @@ struct vgpu_limits {
 	 * vhost-user-gpu-pci refuses such messages with an error.
 	 */
 	bool config_events;
+	/*
+	 * Offer context types (VIRGL + CONTEXT_INIT feature bits, capset 5:
+	 * cross-domain Wayland). On by default; `contexts=off` hides them from
+	 * guests whose user space would mistake VIRGL for 3D support.
+	 */
+	bool contexts;
+	uint32_t max_contexts; // live cross-domain contexts per VM
 };
 
 /* Implemented by the compositor. `scanout` < num_scanouts. */
@@ -52,6 +59,14 @@ struct vgpu_display_ops {
 	void (*cursor_move)(void *data, unsigned scanout, int x, int y);
 	/* The VMM connected (true) or went away (false); every scanout is off then. */
 	void (*connection_changed)(void *data, bool connected);
+	/*
+	 * A guest cross-domain context opened its Wayland channel (INIT with
+	 * channel type 1): the compositor makes a new client of its own and
+	 * returns the other end of its connection (a connected SOCK_STREAM unix
+	 * socket, owned by the device from now on), or a negative errno. Closing
+	 * that fd (context destroyed, VM gone) ends the client.
+	 */
+	int (*connect_wayland)(void *data, uint32_t ctx_id);
 };
 
 void vgpu_limits_default(struct vgpu_limits *limits);
