@@ -3,11 +3,13 @@
 #
 # Builds the guest for the QEMU harness from installed Debian packages only:
 #   OUT_DIR/initrd.gz    busybox-static, the ten virtio/DRM modules of the
-#                        6.1 kernel (qemu-harness.md §5), kms-pattern and
-#                        /init (below); extra --program files go to /bin
-#                        (they must be static: the guest has no libc)
+#                        6.1 kernel (qemu-harness.md §5) plus evdev and
+#                        virtio_input, kms-pattern, evdev-read and /init
+#                        (below); extra --program files go to /bin (they
+#                        must be static: the guest has no libc)
 #   OUT_DIR/vmlinuz      copy of /boot/vmlinuz-<version>
-#   OUT_DIR/kms-pattern  the static guest test program (guest/kms-pattern.c)
+#   OUT_DIR/kms-pattern  the static guest KMS program (guest/kms-pattern.c)
+#   OUT_DIR/evdev-read   the static guest input program (guest/evdev-read.c)
 #   OUT_DIR/stamp        fingerprint of all inputs; when it is unchanged a
 #                        second run does nothing
 # KVER=<version> picks a kernel; default: the newest installed 6.1 kernel.
@@ -21,6 +23,12 @@
 #     rebind[@N]       unbind + bind the virtio-pci device of every GPU (or
 #                      of cardN), wait for its card to come back
 #     features         print the feature lines again
+#     input[:S]        evdev-read: describe every /dev/input/event* device,
+#                      print "GTEST input ready", then every event for S
+#                      seconds (default 20) or until Escape is pressed three
+#                      times in a row (the sentinel)
+#     inputled[:S]     the same, first turning CapsLock's LED on through
+#                      every device that has it (virtio-input: status queue)
 #     sleep[:S]        sleep S seconds
 #     dmesg            the whole kernel log, lines prefixed "GDMESG "
 #   cwpalette=P[,P...]      kms-pattern palette per card (last one repeats)
@@ -28,6 +36,7 @@ set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
 src=$here/guest/kms-pattern.c
+src_input=$here/guest/evdev-read.c
 
 usage() {
 	echo "usage: $0 OUT_DIR [--program PATH]..." >&2
@@ -72,8 +81,11 @@ command -v gzip >/dev/null 2>&1 || missing "gzip (package gzip)"
 command -v gcc >/dev/null 2>&1 || missing "gcc (package gcc)"
 [ -f /usr/include/libdrm/drm_mode.h ] || missing "/usr/include/libdrm/drm_mode.h (package libdrm-dev)"
 [ -f /usr/include/libdrm/virtgpu_drm.h ] || missing "/usr/include/libdrm/virtgpu_drm.h (package libdrm-dev)"
+[ -f /usr/include/linux/input.h ] || missing "/usr/include/linux/input.h (package linux-libc-dev)"
 
-# Load order of qemu-harness.md §5.
+# Load order of qemu-harness.md §5, then input: evdev (no dependencies)
+# before virtio_input (depends on virtio, virtio_ring), so each virtio input
+# device gets its /dev/input/eventN as soon as it registers.
 MODULES="drivers/virtio/virtio_ring
 drivers/virtio/virtio
 drivers/virtio/virtio_pci_legacy_dev
@@ -83,7 +95,9 @@ drivers/gpu/drm/drm
 drivers/gpu/drm/drm_kms_helper
 drivers/gpu/drm/drm_shmem_helper
 drivers/virtio/virtio_dma_buf
-drivers/gpu/drm/virtio/virtio-gpu"
+drivers/gpu/drm/virtio/virtio-gpu
+drivers/input/evdev
+drivers/virtio/virtio_input"
 moddir=/lib/modules/$KVER/kernel
 for m in $MODULES; do
 	[ -f "$moddir/$m.ko" ] || missing "$moddir/$m.ko (uncompressed module of linux-image-$KVER)"
@@ -102,8 +116,8 @@ fi
 # size and mtime of every binary input.
 fingerprint() {
 	{
-		echo "crossway-qemu-initrd 1 $KVER"
-		cat "$0" "$src"
+		echo "crossway-qemu-initrd 2 $KVER"
+		cat "$0" "$src" "$src_input"
 		stat -c '%n %s %Y' /bin/busybox "$kernel"
 		for m in $MODULES; do stat -c '%n %s %Y' "$moddir/$m.ko"; done
 		printf '%s' "$programs" | while IFS= read -r p; do stat -c '%n %s %Y' "$p"; done
@@ -112,7 +126,8 @@ fingerprint() {
 }
 stamp=$(fingerprint)
 if [ -f "$out/stamp" ] && [ "$(cat "$out/stamp")" = "$stamp" ] &&
-	[ -s "$out/initrd.gz" ] && [ -s "$out/vmlinuz" ] && [ -x "$out/kms-pattern" ]; then
+	[ -s "$out/initrd.gz" ] && [ -s "$out/vmlinuz" ] && [ -x "$out/kms-pattern" ] &&
+	[ -x "$out/evdev-read" ]; then
 	exit 0
 fi
 
@@ -125,6 +140,8 @@ mkdir -p "$root/bin" "$root/mods" "$root/proc" "$root/sys" "$root/dev" "$root/tm
 cp /bin/busybox "$root/bin/busybox"
 gcc -static -O2 -Wall -I/usr/include/libdrm -o "$staging/kms-pattern" "$src"
 cp "$staging/kms-pattern" "$root/bin/kms-pattern"
+gcc -static -O2 -Wall -o "$staging/evdev-read" "$src_input"
+cp "$staging/evdev-read" "$root/bin/evdev-read"
 : >"$root/mods/order"
 for m in $MODULES; do
 	cp "$moddir/$m.ko" "$root/mods/"
@@ -235,6 +252,38 @@ for pci in $(gpu_pcis); do
 	fi
 done
 say "gpus=$(gpu_pcis | wc -l) cards=$cards"
+
+# The same for virtio input devices (device id 0x0012): each one's evdev
+# node (virtioN/input/inputM/eventK), bounded by 30 s.
+input_virtios() {
+	for d in /sys/bus/virtio/devices/virtio*; do
+		[ -e "$d/device" ] || continue
+		[ "$(cat "$d/device")" = 0x0012 ] && echo "$d"
+	done
+	return 0
+}
+event_of() {
+	for e in "$1"/input/input*/event*; do
+		[ -e "$e" ] && [ -e "/dev/input/${e##*/}" ] && echo "${e##*/}" && return 0
+	done
+	return 0
+}
+events=
+for d in $(input_virtios); do
+	i=0
+	e=$(event_of "$d")
+	while [ -z "$e" ] && [ $i -lt 150 ]; do
+		sleep 0.2
+		i=$((i + 1))
+		e=$(event_of "$d")
+	done
+	if [ -n "$e" ]; then
+		events="$events${events:+,}$e"
+	else
+		failed "no-event ${d##*/}"
+	fi
+done
+say "inputs=$(input_virtios | wc -l) events=$events"
 print_features
 
 palette_for() { # card number -> palette
@@ -281,6 +330,14 @@ do_console() { # seconds
 		sleep 0.25
 	done
 	say "console-done lines=$n"
+}
+
+do_input() { # seconds [led]
+	if [ -n "$2" ]; then
+		evdev-read --timeout "$1" --quit-keys 1,1,1 --led 1 </dev/null || failed "input status=$?"
+	else
+		evdev-read --timeout "$1" --quit-keys 1,1,1 </dev/null || failed "input status=$?"
+	fi
 }
 
 do_rebind() { # [card]
@@ -336,6 +393,8 @@ for step in $plan; do
 	console) do_console "${arg:-5}" ;;
 	rebind) do_rebind "$target" ;;
 	features) print_features ;;
+	input) do_input "${arg:-20}" ;;
+	inputled) do_input "${arg:-20}" led ;;
 	sleep) sleep "${arg:-1}" ;;
 	dmesg) dmesg | sed 's/^/GDMESG /' ;;
 	*) failed "unknown-step $step" ;;
@@ -358,7 +417,7 @@ chmod 755 "$root/init"
 cp "$kernel" "$staging/vmlinuz"
 echo "$KVER" >"$staging/kernel-version"
 
-for f in kms-pattern vmlinuz kernel-version initrd.gz; do
+for f in kms-pattern evdev-read vmlinuz kernel-version initrd.gz; do
 	mv -f "$staging/$f" "$out/$f"
 done
 echo "$stamp" >"$out/stamp"

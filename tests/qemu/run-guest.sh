@@ -1,19 +1,28 @@
 #!/bin/sh
-# run-guest.sh --socket PATH [--socket PATH2 ...] --out DIR [options]
+# run-guest.sh --socket PATH [--socket PATH2 ...] [--input-socket PATH ...] --out DIR [options]
 #
 # Boots the harness guest (make-initrd.sh) in QEMU 7.2 under TCG with one
-# vhost-user-gpu-pci device per --socket. The back end(s) must already be
-# listening. QEMU runs under gdb with the command file of qemu-harness.md §3.1
-# (written to DIR/gdb.cmd), which lets vhost-user initialise without KVM.
+# vhost-user-gpu-pci device per --socket and one vhost-user-input-pci device
+# per --input-socket. The back end(s) must already be listening. QEMU runs
+# under gdb with the command file of qemu-harness.md §3.1 (written to
+# DIR/gdb.cmd): its breakpoints flip the KVM flags around every vhost-user
+# device's init (GPUs and input devices alike), so any number of them
+# initialise without KVM.
 #
 # Options:
 #   --socket PATH        vhost-user socket of one GPU back end (repeatable;
 #                        devices get ids gpu0, gpu1, ... in this order)
+#   --input-socket PATH  vhost-user socket of one virtio-input back end
+#                        (repeatable; ids input0, input1, ..., after the GPUs)
+#   --qemu-arg ARG       one extra QEMU argument, appended after the devices
+#                        (repeatable), e.g. --qemu-arg -device --qemu-arg
+#                        virtio-keyboard-pci for QEMU's built-in input devices
 #   --out DIR            logs: serial.log, qemu.log (QEMU stderr and gdb's
 #                        messages), gtest.log, dmesg-drm.log, gdb.cmd,
 #                        qemu-cmdline.txt, then.log, summary.txt
 #   --test PLAN          guest plan (cwtest=), default pattern:3; see
-#                        make-initrd.sh for the steps
+#                        make-initrd.sh for the steps (input[:S] runs the
+#                        guest's evdev reader)
 #   --palette P[,P...]   kms-pattern palette (1-4) per card, default 1
 #   --timeout S          overall bound in seconds, default 150
 #   --wait-line REGEX    when a line of serial.log matches REGEX (ERE, CRs
@@ -23,8 +32,9 @@
 #                        RUN_GUEST_SERIAL and RUN_GUEST_LINE (the line).
 #                        The run fails if REGEX never matched or CMD failed.
 #   --edid               leave EDID at QEMU's default (on) instead of edid=off
-#   --device-opts OPTS   appended to every -device, e.g.
+#   --device-opts OPTS   appended to every vhost-user-gpu-pci -device, e.g.
 #                        event_idx=off,indirect_desc=off,queue_reset=off
+#   --input-opts OPTS    the same for every vhost-user-input-pci -device
 #   --append ARGS        extra kernel command line
 #   --mem MB             guest RAM (shared memfd), default 512
 #   --guest-dir DIR      where make-initrd.sh builds the guest, default
@@ -64,6 +74,8 @@ isnum() { case $1 in '' | *[!0-9]*) return 1 ;; esac; }
 NL='
 '
 sockets=""
+input_sockets=""
+qemu_args=""
 out=""
 plan="pattern:3"
 palette="1"
@@ -73,6 +85,7 @@ then_cmd=""
 then_tmo=60
 edid=0
 devopts=""
+inputopts=""
 append=""
 mem=512
 guest_dir="${CW_OUTPUT_DIR:-${TMPDIR:-/tmp}/crossway-test-output}/qemu-guest"
@@ -86,8 +99,9 @@ while :; do
 	shift
 	case $opt in
 	--end-of-options) break ;;
-	--socket | --out | --test | --palette | --timeout | --wait-line | --then | --then-timeout | \
-		--device-opts | --append | --mem | --guest-dir | --program)
+	--socket | --input-socket | --qemu-arg | --out | --test | --palette | --timeout | --wait-line | \
+		--then | --then-timeout | --device-opts | --input-opts | --append | --mem | --guest-dir | \
+		--program)
 		[ "${1:---end-of-options}" != --end-of-options ] || die "$opt needs a value"
 		val=$1
 		shift
@@ -95,6 +109,12 @@ while :; do
 		--socket)
 			case $val in *"$NL"*) die "bad socket path" ;; esac
 			sockets="$sockets$val$NL" ;;
+		--input-socket)
+			case $val in *"$NL"*) die "bad input socket path" ;; esac
+			input_sockets="$input_sockets$val$NL" ;;
+		--qemu-arg)
+			case $val in *"$NL"*) die "bad --qemu-arg" ;; esac
+			qemu_args="$qemu_args$val$NL" ;;
 		--out) out=$val ;;
 		--test) plan=$val ;;
 		--palette) palette=$val ;;
@@ -103,6 +123,7 @@ while :; do
 		--then) then_cmd=$val ;;
 		--then-timeout) then_tmo=$val ;;
 		--device-opts) devopts=$val ;;
+		--input-opts) inputopts=$val ;;
 		--append) append=$val ;;
 		--mem) mem=$val ;;
 		--guest-dir) guest_dir=$val ;;
@@ -120,7 +141,7 @@ while :; do
 	esac
 done
 
-[ -n "$sockets" ] || die "at least one --socket is required"
+[ -n "$sockets$input_sockets$qemu_args" ] || die "at least one --socket or --input-socket is required"
 [ -n "$out" ] || die "--out is required"
 isnum "$tmo" && [ "$tmo" -gt 0 ] || die "bad --timeout $tmo"
 isnum "$then_tmo" && [ "$then_tmo" -gt 0 ] || die "bad --then-timeout $then_tmo"
@@ -128,6 +149,7 @@ isnum "$mem" && [ "$mem" -ge 128 ] || die "bad --mem $mem"
 case $palette in *[!1-4,]* | ,* | *, | *,,*) die "bad --palette $palette (1-4, comma-separated)" ;; esac
 case $plan in '' | *[!a-z0-9@:,]*) die "bad --test $plan" ;; esac
 case $devopts in '' | ,*) ;; *) devopts=,$devopts ;; esac
+case $inputopts in '' | ,*) ;; *) inputopts=,$inputopts ;; esac
 if [ -n "$wait_re" ] || [ -n "$then_cmd" ]; then
 	[ -n "$wait_re" ] && [ -n "$then_cmd" ] || die "--wait-line and --then go together"
 fi
@@ -142,7 +164,7 @@ command -v timeout >/dev/null 2>&1 || missing "timeout (package coreutils)"
 oldifs=$IFS
 IFS=$NL
 set -f
-for s in $sockets; do
+for s in $sockets $input_sockets; do
 	[ -S "$s" ] || { echo "$me: FAIL: no back end listening on $s (start it first)" >&2; exit 1; }
 done
 set +f
@@ -194,7 +216,11 @@ trap 'exit 129' HUP
 trap 'exit 141' PIPE
 
 # qemu-harness.md §3.1: flip the KVM flags around every vhost-user device's
-# init, so QEMU 7.2 accepts vhost-user-gpu under TCG. The exit status of gdb
+# init, so QEMU 7.2 accepts vhost-user-gpu and vhost-user-input under TCG.
+# Both devices go through vhost_user_backend_dev_init (backends/vhost-user.c,
+# which holds the "requires kvm" check) and then vhost_dev_init; the
+# breakpoints stay armed, so each device's init is covered, in any number and
+# order. The exit status of gdb
 # is QEMU's; 125: QEMU was killed by a signal; 126: QEMU stopped on a fatal
 # signal such as SIGSEGV (backtrace in qemu.log).
 cat >"$out/gdb.cmd" <<'EOF'
@@ -247,6 +273,19 @@ for s in $sockets; do
 	[ "$edid" -eq 1 ] || opts="$opts,edid=off"
 	set -- "$@" -chardev "socket,id=vgpu$i,path=$(esc "$s")" -device "$opts$devopts"
 	i=$((i + 1))
+done
+i=0
+IFS=$NL
+for s in $input_sockets; do
+	IFS=$oldifs
+	set -- "$@" -chardev "socket,id=vinput$i,path=$(esc "$s")" \
+		-device "vhost-user-input-pci,id=input$i,chardev=vinput$i$inputopts"
+	i=$((i + 1))
+done
+IFS=$NL
+for a in $qemu_args; do
+	IFS=$oldifs
+	set -- "$@" "$a"
 done
 set +f
 IFS=$oldifs
