@@ -35,6 +35,8 @@ enum {
 #define EVENT_SIZE 8
 /* Status chains handled per kick: the rest wait for the next loop turn. */
 #define STATUS_BATCH 64
+/* Event buffers looked at per call; the rest go with the next kick or event. */
+#define DELIVER_BATCH 1024
 
 #define DEVICE_NAME "crossway keyboard and tablet"
 #define BUS_VIRTUAL_ID 0x06
@@ -216,30 +218,31 @@ deliver_pending(struct vinput_device *device)
 	if (device->dev == NULL) {
 		return;
 	}
-	while (device->pending_count > 0) {
+	/* Bounded: a guest refilling bad buffers as fast as we return them cannot hold us. */
+	for (unsigned n = 0; n < DELIVER_BATCH && device->pending_count > 0; n++) {
 		struct vu_chain chain;
 		int r = vu_dev_pop(device->dev, EVENT_QUEUE, &chain);
 		if (r <= 0) {
 			return; // no buffer now (a kick brings more) or a broken ring (reported)
 		}
+		if (chain.in_len < EVENT_SIZE) {
+			/* A buffer no driver means: hand it back empty, keep the event for the next. */
+			vu_dev_push(device->dev, EVENT_QUEUE, &chain, 0);
+			if (!device->bad_buffer_logged) {
+				vinput_log(device, WLR_ERROR, "event buffer of %zu writable bytes (need %d) "
+					"returned unused", chain.in_len, EVENT_SIZE);
+				device->bad_buffer_logged = true;
+			}
+			continue;
+		}
 		struct input_event_le *event = &device->pending[device->pending_head];
 		size_t written = vu_chain_write(&chain, 0, event, sizeof(*event));
 		vu_dev_push(device->dev, EVENT_QUEUE, &chain, (uint32_t)written);
-		if (written != sizeof(*event)) {
-			/* A buffer no driver means: the event is lost; say so once per session. */
-			if (!device->bad_buffer_logged) {
-				vinput_log(device, WLR_ERROR, "event buffer of %zu writable bytes (need %d): "
-					"events lost", chain.in_len, EVENT_SIZE);
-				device->bad_buffer_logged = true;
-			}
-			device->stats.events_dropped++;
-		} else {
-			device->stats.events_sent++;
-		}
+		device->stats.events_sent++;
 		device->pending_head = (device->pending_head + 1) % VINPUT_PENDING_MAX;
 		device->pending_count--;
 	}
-	if (device->dropping) {
+	if (device->dropping && device->pending_count == 0) {
 		vinput_log(device, WLR_INFO, "the guest takes input events again (%llu dropped so far)",
 			(unsigned long long)device->stats.events_dropped);
 		device->dropping = false;

@@ -5,6 +5,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fnmatch.h>
 #include <inttypes.h>
 #include <poll.h>
 #include <stdarg.h>
@@ -22,18 +23,23 @@
 #define PROG "cw-vmm"
 #define CURSOR_SIZE 64u
 #define FAULT_TIMEOUT_MS 1000
+/* Longest a wait on stdin or a timer delays taking input events. */
+#define PUMP_SLICE_MS 10
 
 /* Two halves: ISO C only promises 4095-character string literals. */
 static const char usage_options[] =
-"usage: " PROG " --socket PATH [OPTIONS] STEP [ARGS] [STEP [ARGS]]...\n"
+"usage: " PROG " [--socket PATH] [--input-socket PATH] [OPTIONS] STEP [ARGS]...\n"
 "\n"
-"Acts as a VMM (QEMU 7.2's vhost-user-gpu-pci) plus the guest's virtio-gpu\n"
-"driver towards the vhost-user back end listening on PATH. Steps run in\n"
-"order; each prints one line (display-info: one per enabled scanout).\n"
-"The exit status is 1 at the first failing step, 2 for usage errors.\n"
+"Acts as a VMM (QEMU 7.2's vhost-user-gpu-pci and vhost-user-input-pci)\n"
+"plus the guest's virtio-gpu and virtio_input drivers towards the\n"
+"vhost-user back ends listening on PATH. Steps run in order; each prints\n"
+"one line (display-info: one per enabled scanout). The exit status is 1 at\n"
+"the first failing step, 2 for usage errors.\n"
 "\n"
 "Options:\n"
-"  --socket PATH          vhost-user socket of the back end (required)\n"
+"  --socket PATH          vhost-user-gpu socket of the back end\n"
+"  --input-socket PATH    vhost-user-input socket (same VM: same guest RAM)\n"
+"                         at least one of the two is required\n"
 "  --profile qemu72|generic\n"
 "                         qemu72 (default): only VIRGL/EDID pass through,\n"
 "                         ring features forced; generic: also RESOURCE_BLOB,\n"
@@ -116,6 +122,41 @@ static const char usage_steps[] =
 "  stats                  counters: kicks, calls, calls on replaced fds\n"
 "                         (stale: QEMU would lose them), err fds, pages\n";
 
+static const char usage_input[] =
+"\n"
+"virtio-input steps (--input-socket; Linux 6.1's virtio_input driver).\n"
+"Every event the guest takes is printed at once as 'event EV_KEY 30 1'\n"
+"(type name, code, value; events are read whenever a step waits: input-*,\n"
+"sleep and wait-line). 'input-start wait-line' thus streams events until a\n"
+"line arrives on stdin. PAT is an fnmatch pattern on 'EV_KEY 30 1'.\n"
+"  input-connect [MS]     connect and realize the input device (A)\n"
+"  input-probe            config probe as Linux does it: name, serial,\n"
+"                         devids, props, EV_REP, EV_BITS, ABS_INFO (one\n"
+"                         GET_CONFIG per guest read, one SET_CONFIG per write)\n"
+"  input-start [N]        probe if needed, DRIVER_OK, post N event buffers\n"
+"                         (default 64) and kick\n"
+"  input-post N           post N more event buffers\n"
+"  input-stall            stop re-posting buffers (a guest that stops\n"
+"                         taking events once its buffers are used up)\n"
+"  input-resume           re-post every held buffer and re-post again\n"
+"  input-until PAT [MS]   wait for an event matching PAT among those not\n"
+"                         yet consumed; consumes up to it\n"
+"  input-next PAT...      the next unconsumed events are exactly these\n"
+"                         (up to 8, waits for them); consumes them\n"
+"  input-quiet MS         no event arrives for MS; consumes everything\n"
+"  input-skip             consume every event received so far\n"
+"  input-status TYPE CODE VALUE   a status event on the status queue\n"
+"                         (e.g. EV_LED 1 1), waits until it is returned\n"
+"  input-fault readable|short     an 8-byte device-readable or a 4-byte\n"
+"                         buffer on the event queue (returned buffers are\n"
+"                         reported as 'fault-buffer ...' lines)\n"
+"  input-config-fault set OFFSET SIZE | get SIZE [OFFSET]\n"
+"                         SET_CONFIG/GET_CONFIG with odd offsets or sizes;\n"
+"                         the step succeeds if the back end still answers\n"
+"                         (--expect closed: if it closed the connection)\n"
+"  input-reset            device reset (D); input-start starts again\n"
+"  input-stats            counters of the input device\n";
+
 enum expect { EXP_OK, EXP_ERR, EXP_ANY, EXP_CODE, EXP_ALIVE, EXP_CLOSED };
 
 struct step {
@@ -134,9 +175,15 @@ struct step {
 
 struct ctx {
 	struct vmm_config cfg;
-	const char *socket;
+	const char *socket, *input_socket;
 	struct vmm_dev *dev;
 	struct vmm_gpu *gpu;
+	/* The input device of the same VM (its own vhost-user connection). */
+	struct vmm_dev *idev;
+	struct vmm_input *input;
+	struct vmm_input_event *events; /* every event taken, in order */
+	size_t nevents, cap_events;
+	size_t consumed;                /* input-until/next/quiet cursor */
 	uint32_t cursor_res;
 	uint64_t seen[VMM_GPU_MSG_MAX];
 	uint64_t ring_desc[2];
@@ -313,6 +360,8 @@ static int step_connect(struct ctx *c, struct step *s)
 
 	if (pos_u32(c, s, 0, (uint32_t)c->cfg.timeout_ms, &ms) < 0)
 		return -1;
+	if (!c->socket)
+		return fail(c, "no --socket given");
 	if (vmm_dev_connect(c->dev, c->socket, (int)ms) < 0 || vmm_dev_realize(c->dev) < 0)
 		return dev_fail(c);
 	print_connected(c, s->name);
@@ -1235,18 +1284,61 @@ static int step_raw(struct ctx *c, struct step *s)
 /* Misc steps                                                          */
 /* ------------------------------------------------------------------ */
 
+/* ------------------------------------------------------------------ */
+/* Waiting: both devices are serviced                                  */
+/* ------------------------------------------------------------------ */
+
+static int idev_fail(struct ctx *c)
+{
+	return fail(c, "input: %s", vmm_dev_error(c->idev));
+}
+
+static bool input_running(const struct ctx *c)
+{
+	return c->idev && vmm_dev_running(c->idev);
+}
+
+/*
+ * Waits up to ms for fd (-1: none) while taking input events and servicing
+ * the GPU device's side channels. 1: fd readable; 0: timeout; -1: error.
+ * Input events are taken at once; fd is looked at every PUMP_SLICE_MS.
+ */
+static int pump(struct ctx *c, int fd, int ms)
+{
+	int64_t deadline = now_ms() + ms;
+
+	for (;;) {
+		int64_t left = deadline - now_ms();
+		int slice = left < PUMP_SLICE_MS ? (int)(left < 0 ? 0 : left) : PUMP_SLICE_MS;
+		int r;
+
+		if (input_running(c)) {
+			if (vmm_input_wait(c->input, slice) < 0)
+				return idev_fail(c);
+			slice = 0;
+		}
+		r = vmm_dev_wait_fd(c->dev, fd, slice);
+		if (r < 0)
+			return dev_fail(c);
+		if (r == 1)
+			return 1;
+		if (now_ms() >= deadline)
+			return 0;
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* Misc steps                                                          */
+/* ------------------------------------------------------------------ */
+
 static int step_sleep(struct ctx *c, struct step *s)
 {
 	uint32_t ms;
-	int64_t deadline;
 
 	if (need_pos(c, s, 1) < 0 || pos_u32(c, s, 0, 0, &ms) < 0)
 		return -1;
-	deadline = now_ms() + ms;
-	for (int64_t left = ms; left > 0; left = deadline - now_ms()) {
-		if (vmm_dev_wait_fd(c->dev, -1, (int)left) < 0)
-			return dev_fail(c);
-	}
+	if (pump(c, -1, (int)ms) < 0)
+		return -1;
 	printf("%s %u\n", s->name, ms);
 	return 0;
 }
@@ -1260,8 +1352,13 @@ static int step_wait_line(struct ctx *c, struct step *s)
 		char ch;
 		ssize_t r;
 
-		if (vmm_dev_wait_fd(c->dev, STDIN_FILENO, 1000) < 0)
-			return dev_fail(c);
+		int ready = pump(c, STDIN_FILENO, 1000);
+
+		if (ready < 0)
+			return -1;
+		/* A blocking read now would stop the device being serviced. */
+		if (ready == 0)
+			continue;
 		r = read(STDIN_FILENO, &ch, 1);
 		if (r < 0 && (errno == EAGAIN || errno == EINTR))
 			continue;
@@ -1274,6 +1371,438 @@ static int step_wait_line(struct ctx *c, struct step *s)
 	}
 	line[n] = 0;
 	printf("%s: %s\n", s->name, line);
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* virtio-input steps                                                  */
+/* ------------------------------------------------------------------ */
+
+static void format_event(const struct vmm_input_event *ev, char *out, size_t len)
+{
+	const char *type = vmm_input_type_name(ev->type);
+
+	if (type)
+		snprintf(out, len, "%s %u %d", type, ev->code, (int32_t)ev->value);
+	else
+		snprintf(out, len, "%u %u %d", ev->type, ev->code, (int32_t)ev->value);
+}
+
+static void on_input_event(void *data, const struct vmm_input_event *ev)
+{
+	struct ctx *c = data;
+	char text[64];
+
+	format_event(ev, text, sizeof(text));
+	printf("event %s\n", text);
+	if (c->nevents == c->cap_events) {
+		size_t cap = c->cap_events ? 2 * c->cap_events : 256;
+		struct vmm_input_event *p = realloc(c->events, cap * sizeof(*p));
+
+		if (!p)
+			return; /* printed, not kept: input-until will time out */
+		c->events = p;
+		c->cap_events = cap;
+	}
+	c->events[c->nevents++] = *ev;
+}
+
+static void on_fault_returned(void *data, enum vmm_input_fault kind, uint32_t len)
+{
+	struct ctx *c = data;
+
+	(void)kind;
+	(void)len;
+	printf("fault-buffer: %s\n", vmm_input_stats(c->input)->last_fault);
+}
+
+static int need_input(struct ctx *c)
+{
+	if (!c->input)
+		return fail(c, "no --input-socket given");
+	return 0;
+}
+
+static int step_input_connect(struct ctx *c, struct step *s)
+{
+	uint32_t ms;
+
+	if (need_input(c) < 0 || pos_u32(c, s, 0, (uint32_t)c->cfg.timeout_ms, &ms) < 0)
+		return -1;
+	if (vmm_dev_connect(c->idev, c->input_socket, (int)ms) < 0 ||
+			vmm_dev_realize(c->idev) < 0)
+		return idev_fail(c);
+	printf("%s: features 0x%" PRIx64 " protocol 0x%" PRIx64 " (accepted 0x%" PRIx64
+			") queues %" PRIu64 "\n", s->name, vmm_dev_backend_features(c->idev),
+			vmm_dev_backend_protocol_features(c->idev),
+			vmm_dev_protocol_features(c->idev), vmm_dev_max_queues(c->idev));
+	return 0;
+}
+
+/* Set bits as ranges: "1-255,272-276". */
+static void print_bits(const uint8_t *bits, unsigned nbits)
+{
+	bool any = false;
+
+	for (unsigned b = 0; b < nbits; b++) {
+		unsigned e = b;
+
+		if (!(bits[b / 8] & (1u << (b % 8))))
+			continue;
+		while (e + 1 < nbits && (bits[(e + 1) / 8] & (1u << ((e + 1) % 8))))
+			e++;
+		printf(e > b ? "%s%u-%u" : "%s%u", any ? "," : " ", b, e);
+		any = true;
+		b = e;
+	}
+	if (!any)
+		printf(" none");
+}
+
+static void print_probe(const char *name, const struct vmm_input_info *i)
+{
+	printf("%s name \"%s\" (size %u)\n", name, i->name, i->name_size);
+	printf("%s serial \"%s\" (size %u)\n", name, i->serial, i->serial_size);
+	if (i->has_devids)
+		printf("%s devids bustype 0x%x vendor 0x%x product 0x%x version 0x%x\n", name,
+				i->bustype, i->vendor, i->product, i->version);
+	else
+		printf("%s devids none\n", name);
+	printf("%s props size %u:", name, i->prop_size);
+	print_bits(i->props, i->prop_size * 8u);
+	printf("\n%s rep %s\n", name, i->rep ? "yes" : "no");
+	for (unsigned t = 1; t < VMM_INPUT_EV_MAX; t++) {
+		const char *type = vmm_input_type_name((uint16_t)t);
+
+		if (!i->ev_size[t])
+			continue;
+		printf("%s ev-bits %s size %u:", name, type ? type : "?", i->ev_size[t]);
+		print_bits(i->ev_bits[t], i->ev_size[t] < 128 ? i->ev_size[t] * 8u : 1024u);
+		printf("\n");
+	}
+	for (unsigned a = 0; a < VMM_INPUT_ABS_MAX; a++) {
+		const struct vmm_input_absinfo *x = &i->abs[a];
+
+		if (i->abs_valid[a])
+			printf("%s abs %u min %d max %d fuzz %d flat %d res %d\n", name, a,
+					(int32_t)x->min, (int32_t)x->max, (int32_t)x->fuzz,
+					(int32_t)x->flat, (int32_t)x->res);
+	}
+}
+
+static int step_input_probe(struct ctx *c, struct step *s)
+{
+	const struct vmm_input_stats *st;
+
+	if (need_input(c) < 0)
+		return -1;
+	if (vmm_input_probe(c->input) < 0)
+		return idev_fail(c);
+	st = vmm_input_stats(c->input);
+	print_probe(s->name, vmm_input_info(c->input));
+	printf("%s: %" PRIu64 " GET_CONFIG %" PRIu64 " SET_CONFIG\n", s->name,
+			st->config_reads, st->config_writes);
+	return 0;
+}
+
+static int step_input_start(struct ctx *c, struct step *s)
+{
+	struct vmm_vring *q0, *q1;
+	uint32_t n;
+
+	if (need_input(c) < 0 || pos_u32(c, s, 0, VMM_INPUT_MAX_BUFFERS, &n) < 0)
+		return -1;
+	if (vmm_input_start(c->input, n) < 0)
+		return idev_fail(c);
+	q0 = vmm_dev_vring(c->idev, VMM_INPUT_EVENTQ);
+	q1 = vmm_dev_vring(c->idev, VMM_INPUT_STATUSQ);
+	printf("%s: features 0x%" PRIx64 " eventq %u@0x%" PRIx64 " statusq %u@0x%" PRIx64
+			", %u event buffers posted\n", s->name, vmm_dev_features(c->idev),
+			vmm_vring_num(q0), vmm_vring_desc_gpa(q0), vmm_vring_num(q1),
+			vmm_vring_desc_gpa(q1), n);
+	return 0;
+}
+
+static int step_input_post(struct ctx *c, struct step *s)
+{
+	uint32_t n;
+
+	if (need_input(c) < 0 || need_pos(c, s, 1) < 0 || pos_u32(c, s, 0, 0, &n) < 0)
+		return -1;
+	if (vmm_input_post(c->input, n) < 0)
+		return idev_fail(c);
+	printf("%s: %u event buffers posted, the device holds %u\n", s->name, n,
+			vmm_input_posted(c->input));
+	return 0;
+}
+
+static int step_input_stall(struct ctx *c, struct step *s)
+{
+	if (need_input(c) < 0 || vmm_input_set_repost(c->input, false) < 0)
+		return c->err[0] ? -1 : idev_fail(c);
+	printf("%s: buffers are no longer re-posted (the device holds %u)\n", s->name,
+			vmm_input_posted(c->input));
+	return 0;
+}
+
+static int step_input_resume(struct ctx *c, struct step *s)
+{
+	if (need_input(c) < 0 || vmm_input_set_repost(c->input, true) < 0)
+		return c->err[0] ? -1 : idev_fail(c);
+	printf("%s: the device holds %u event buffers\n", s->name, vmm_input_posted(c->input));
+	return 0;
+}
+
+static bool event_matches(const struct vmm_input_event *ev, const char *pattern)
+{
+	char text[64];
+
+	format_event(ev, text, sizeof(text));
+	return fnmatch(pattern, text, 0) == 0;
+}
+
+static int step_input_until(struct ctx *c, struct step *s)
+{
+	int64_t deadline;
+	uint32_t ms;
+	size_t start = c->consumed;
+
+	if (need_input(c) < 0 || need_pos(c, s, 1) < 0 ||
+			pos_u32(c, s, 1, (uint32_t)c->cfg.timeout_ms, &ms) < 0)
+		return -1;
+	deadline = now_ms() + ms;
+	for (size_t i = c->consumed;; i++) {
+		while (i >= c->nevents) {
+			if (now_ms() >= deadline)
+				return fail(c, "no event '%s' within %u ms (%zu others arrived)",
+						s->pos[0], ms, c->nevents - start);
+			if (pump(c, -1, PUMP_SLICE_MS) < 0)
+				return -1;
+			if (i >= c->nevents && !input_running(c))
+				return fail(c, "the input device stopped");
+		}
+		if (event_matches(&c->events[i], s->pos[0])) {
+			c->consumed = i + 1;
+			printf("%s: '%s' after %zu events\n", s->name, s->pos[0], i + 1 - start);
+			return 0;
+		}
+	}
+}
+
+/* pump() returns on every event batch only when it times out; wait in
+ * short slices so that a count can be watched. */
+static int wait_events(struct ctx *c, size_t count, int64_t deadline)
+{
+	while (c->nevents < count && now_ms() < deadline) {
+		if (pump(c, -1, PUMP_SLICE_MS) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int step_input_next(struct ctx *c, struct step *s)
+{
+	size_t want = s->npos;
+
+	if (need_input(c) < 0 || need_pos(c, s, 1) < 0)
+		return -1;
+	if (wait_events(c, c->consumed + want, now_ms() + c->cfg.timeout_ms) < 0)
+		return -1;
+	for (size_t k = 0; k < want; k++) {
+		char text[64];
+
+		if (c->consumed + k >= c->nevents)
+			return fail(c, "event %zu of %zu ('%s') did not arrive within %d ms",
+					k + 1, want, s->pos[k], c->cfg.timeout_ms);
+		format_event(&c->events[c->consumed + k], text, sizeof(text));
+		if (!event_matches(&c->events[c->consumed + k], s->pos[k]))
+			return fail(c, "event %zu is '%s', expected '%s'", k + 1, text, s->pos[k]);
+	}
+	c->consumed += want;
+	printf("%s: %zu events as expected\n", s->name, want);
+	return 0;
+}
+
+static int step_input_quiet(struct ctx *c, struct step *s)
+{
+	uint32_t ms;
+	size_t before = c->nevents;
+	char text[64];
+
+	if (need_input(c) < 0 || need_pos(c, s, 1) < 0 || pos_u32(c, s, 0, 0, &ms) < 0)
+		return -1;
+	if (pump(c, -1, (int)ms) < 0)
+		return -1;
+	if (c->nevents != before) {
+		format_event(&c->events[before], text, sizeof(text));
+		return fail(c, "%zu events arrived within %u ms, the first '%s'",
+				c->nevents - before, ms, text);
+	}
+	c->consumed = c->nevents;
+	printf("%s: no event for %u ms\n", s->name, ms);
+	return 0;
+}
+
+static int step_input_skip(struct ctx *c, struct step *s)
+{
+	if (need_input(c) < 0)
+		return -1;
+	printf("%s: %zu events consumed\n", s->name, c->nevents - c->consumed);
+	c->consumed = c->nevents;
+	return 0;
+}
+
+static int step_input_status(struct ctx *c, struct step *s)
+{
+	struct vmm_input_event ev;
+	uint32_t code, value;
+
+	if (need_input(c) < 0 || need_pos(c, s, 3) < 0)
+		return -1;
+	if (vmm_input_type_parse(s->pos[0], &ev.type) < 0)
+		return fail(c, "bad event type '%s'", s->pos[0]);
+	if (pos_u32(c, s, 1, 0, &code) < 0 || code > UINT16_MAX || pos_u32(c, s, 2, 0, &value) < 0)
+		return c->err[0] ? -1 : fail(c, "bad code '%s'", s->pos[1]);
+	ev.code = (uint16_t)code;
+	ev.value = value;
+	if (vmm_input_send_status(c->input, &ev) < 0)
+		return idev_fail(c);
+	printf("%s: %s %u %u returned by the device\n", s->name, s->pos[0], code, value);
+	return 0;
+}
+
+static int step_input_fault(struct ctx *c, struct step *s)
+{
+	enum vmm_input_fault kind;
+
+	if (need_input(c) < 0 || need_pos(c, s, 1) < 0)
+		return -1;
+	if (strcmp(s->pos[0], "readable") == 0)
+		kind = VMM_INPUT_FAULT_READABLE;
+	else if (strcmp(s->pos[0], "short") == 0)
+		kind = VMM_INPUT_FAULT_SHORT;
+	else
+		return fail(c, "unknown input fault '%s' (readable or short)", s->pos[0]);
+	if (vmm_input_inject(c->input, kind) < 0)
+		return idev_fail(c);
+	printf("%s: %s buffer posted on the event queue\n", s->name, s->pos[0]);
+	return 0;
+}
+
+/* After an input config fault: is the back end still there? */
+static int input_aftermath(struct ctx *c, struct step *s, const char *what)
+{
+	bool alive = vmm_dev_connected(c->idev) && vmm_dev_ping(c->idev) == 0;
+
+	printf("%s %s; back end %s\n", s->name, what, alive ? "alive" : "closed the connection");
+	if (s->expect == EXP_CLOSED)
+		return alive ? fail(c, "the back end survived") : 0;
+	return alive ? 0 : fail(c, "the input back end is gone: %s", vmm_dev_error(c->idev));
+}
+
+/* A GET_CONFIG's reply: the back end may refuse with a size-0 payload. */
+static void describe_config_reply(struct ctx *c, char *what, size_t len,
+		uint32_t offset, uint32_t size)
+{
+	static struct vmm_msg reply;
+	int n = snprintf(what, len, "GET_CONFIG offset %u size %u: ", offset, size);
+
+	if (vmm_dev_recv_raw(c->idev, &reply, c->cfg.timeout_ms) < 0) {
+		snprintf(what + n, len - (size_t)n, "no reply (%s)", vmm_dev_error(c->idev));
+		return;
+	}
+	snprintf(what + n, len - (size_t)n, "reply %s flags 0x%x size %u",
+			vmm_vhost_request_name(reply.request), reply.flags, reply.size);
+	for (unsigned i = 0; i < reply.nfds; i++)
+		close(reply.fds[i]);
+}
+
+static int step_input_config_fault(struct ctx *c, struct step *s)
+{
+	static uint8_t payload[12 + 4096];
+	uint32_t offset = 0, size = 0;
+	bool set;
+	char what[256];
+
+	if (need_input(c) < 0 || need_pos(c, s, 2) < 0)
+		return -1;
+	set = strcmp(s->pos[0], "set") == 0;
+	if (!set && strcmp(s->pos[0], "get") != 0)
+		return fail(c, "input-config-fault: set or get");
+	if (set ? pos_u32(c, s, 1, 0, &offset) < 0 || pos_u32(c, s, 2, 0, &size) < 0 :
+			pos_u32(c, s, 1, 0, &size) < 0 || pos_u32(c, s, 2, 0, &offset) < 0)
+		return -1;
+	if (size > 4096)
+		return fail(c, "at most 4096 bytes");
+	memset(payload, 0, sizeof(payload));
+	payload[0] = (uint8_t)offset;
+	payload[1] = (uint8_t)(offset >> 8);
+	payload[2] = (uint8_t)(offset >> 16);
+	payload[3] = (uint8_t)(offset >> 24);
+	payload[4] = (uint8_t)size;
+	payload[5] = (uint8_t)(size >> 8);
+	/* select/subsel-like bytes anywhere the write lands. */
+	memset(payload + 12, 0x11, size);
+	if (vmm_dev_send_raw(c->idev, set ? 25 : 24, set ? 0x9 : 0x1, payload, 12 + size,
+			NULL, 0) < 0)
+		return idev_fail(c);
+	if (set) {
+		static struct vmm_msg reply;
+		bool acked = vmm_dev_protocol_features(c->idev) & (1u << 3);
+
+		if (!acked)
+			snprintf(what, sizeof(what), "SET_CONFIG offset %u size %u: no REPLY_ACK",
+					offset, size);
+		else if (vmm_dev_recv_raw(c->idev, &reply, c->cfg.timeout_ms) < 0)
+			snprintf(what, sizeof(what), "SET_CONFIG offset %u size %u: no ack (%s)",
+					offset, size, vmm_dev_error(c->idev));
+		else
+			snprintf(what, sizeof(what), "SET_CONFIG offset %u size %u: ack %" PRIu64,
+					offset, size, reply.size == 8 ? (uint64_t)reply.payload[0] : 0);
+	} else {
+		describe_config_reply(c, what, sizeof(what), offset, size);
+	}
+	return input_aftermath(c, s, what);
+}
+
+static int step_input_reset(struct ctx *c, struct step *s)
+{
+	if (need_input(c) < 0)
+		return -1;
+	if (vmm_input_reset(c->input) < 0)
+		return idev_fail(c);
+	printf("%s: eventq base %u statusq base %u\n", s->name,
+			vmm_dev_stats(c->idev)->vring_base[0], vmm_dev_stats(c->idev)->vring_base[1]);
+	return 0;
+}
+
+static int step_input_stats(struct ctx *c, struct step *s)
+{
+	const struct vmm_input_stats *st;
+	const struct vmm_dev_stats *d;
+
+	if (need_input(c) < 0)
+		return -1;
+	if (input_running(c) && vmm_input_wait(c->input, 0) < 0)
+		return idev_fail(c);
+	st = vmm_input_stats(c->input);
+	d = vmm_dev_stats(c->idev);
+	printf("%s: events %" PRIu64 " reposted %" PRIu64 " held-by-device %u bad-len %" PRIu64
+			" status %" PRIu64 "/%" PRIu64 " fault-buffers %" PRIu64
+			" violations %" PRIu64 " get-config %" PRIu64 " set-config %" PRIu64
+			" kicks %" PRIu64 " calls %" PRIu64 "/%" PRIu64 " stale %" PRIu64 "/%" PRIu64
+			"\n", s->name, st->events, st->reposted, vmm_input_posted(c->input),
+			st->bad_len, st->status_done, st->status_sent, st->fault_buffers_returned,
+			st->fault_violations, st->config_reads, st->config_writes, d->kicks,
+			d->calls[0], d->calls[1], d->stale_calls[0], d->stale_calls[1]);
+	for (unsigned q = 0; q < 2; q++) {
+		struct vmm_vring *vr = vmm_dev_vring(c->idev, q);
+
+		if (vr)
+			printf("%s vq%u: avail %u used %u consumed %u in-flight %u\n", s->name, q,
+					vmm_vring_avail_idx(vr), vmm_vring_used_idx(vr),
+					vmm_vring_last_used(vr), vmm_vring_in_flight(vr));
+	}
 	return 0;
 }
 
@@ -1315,6 +1844,21 @@ static const struct step_def steps[] = {
 	{ "raw", step_raw, true },
 	{ "sleep", step_sleep, false },
 	{ "wait-line", step_wait_line, false },
+	{ "input-connect", step_input_connect, false },
+	{ "input-probe", step_input_probe, false },
+	{ "input-start", step_input_start, false },
+	{ "input-post", step_input_post, false },
+	{ "input-stall", step_input_stall, false },
+	{ "input-resume", step_input_resume, false },
+	{ "input-until", step_input_until, false },
+	{ "input-next", step_input_next, false },
+	{ "input-quiet", step_input_quiet, false },
+	{ "input-skip", step_input_skip, false },
+	{ "input-status", step_input_status, false },
+	{ "input-fault", step_input_fault, true },
+	{ "input-config-fault", step_input_config_fault, true },
+	{ "input-reset", step_input_reset, false },
+	{ "input-stats", step_input_stats, false },
 };
 
 static const struct step_def *find_step(const char *name)
@@ -1465,6 +2009,10 @@ static int global_value(struct ctx *c, const char *opt, const char *val)
 		c->socket = val;
 		return 1;
 	}
+	if (strcmp(opt, "--input-socket") == 0) {
+		c->input_socket = val;
+		return 1;
+	}
 	if (strcmp(opt, "--features-add") == 0)
 		return parse_u64(val, &cfg->features_add) < 0 ? usage_error("bad %s", opt) : 1;
 	if (strcmp(opt, "--features-del") == 0)
@@ -1552,6 +2100,7 @@ static int parse_globals(struct ctx *c, int argc, char **argv)
 		if (strcmp(argv[i], "--help") == 0) {
 			fputs(usage_options, stdout);
 			fputs(usage_steps, stdout);
+			fputs(usage_input, stdout);
 			exit(0);
 		}
 		if (strcmp(argv[i], "--profile") == 0) {
@@ -1567,14 +2116,15 @@ static int parse_globals(struct ctx *c, int argc, char **argv)
 			return -1;
 		i++;
 	}
-	if (!c->socket)
-		return usage_error("--socket is required");
+	if (!c->socket && !c->input_socket)
+		return usage_error("--socket or --input-socket is required");
 	return i;
 }
 
 /* Problems seen on side channels during a step fail that step. */
 struct health {
 	uint64_t gs_errors, err_signals, late, bad;
+	uint64_t input_err, input_late, input_bad_len, input_violations;
 };
 
 static void health_snapshot(const struct ctx *c, struct health *h)
@@ -1582,10 +2132,20 @@ static void health_snapshot(const struct ctx *c, struct health *h)
 	const struct vmm_dev_stats *d = vmm_dev_stats(c->dev);
 	const struct vmm_gpu_stats *g = vmm_gpu_stats(c->gpu);
 
+	*h = (struct health){ 0 };
 	h->gs_errors = vmm_dev_gpu_socket_stats(c->dev)->errors;
 	h->err_signals = d->err_signals[0] + d->err_signals[1];
 	h->late = d->late_used_writes;
 	h->bad = g->updates_bad + g->scanouts_bad + g->cursors_bad;
+	if (c->input) {
+		const struct vmm_dev_stats *id = vmm_dev_stats(c->idev);
+		const struct vmm_input_stats *is = vmm_input_stats(c->input);
+
+		h->input_err = id->err_signals[0] + id->err_signals[1];
+		h->input_late = id->late_used_writes;
+		h->input_bad_len = is->bad_len;
+		h->input_violations = is->fault_violations;
+	}
 }
 
 static int health_check(struct ctx *c, const struct step_def *def, const struct health *before)
@@ -1604,6 +2164,14 @@ static int health_check(struct ctx *c, const struct step_def *def, const struct 
 				vmm_gpu_stats(c->gpu)->last_update,
 				vmm_gpu_stats(c->gpu)->last_scanout,
 				vmm_gpu_stats(c->gpu)->last_cursor);
+	if (!def->fault && now.input_err != before->input_err)
+		return fail(c, "the input back end signalled a vring err fd");
+	if (now.input_late != before->input_late)
+		return fail(c, "the input back end wrote a used ring after GET_VRING_BASE");
+	if (now.input_bad_len != before->input_bad_len)
+		return fail(c, "the input back end returned an event buffer with used len != 8");
+	if (now.input_violations != before->input_violations)
+		return fail(c, "%s", vmm_input_stats(c->input)->last_fault);
 	return 0;
 }
 
@@ -1626,6 +2194,27 @@ static int run(struct ctx *c, struct step *list, unsigned n)
 			return -1;
 		}
 	}
+	return 0;
+}
+
+/* The input device of the same VM: same profile, timeouts and guest RAM. */
+static int make_input(struct ctx *c)
+{
+	struct vmm_config cfg = c->cfg;
+	struct vmm_input_listener l = {
+		.event = on_input_event,
+		.fault_returned = on_fault_returned,
+		.data = c,
+	};
+
+	vmm_config_set_device(&cfg, VMM_DEVICE_INPUT);
+	c->idev = vmm_dev_new_with_mem(&cfg, vmm_dev_mem(c->dev));
+	if (!c->idev)
+		return -1;
+	c->input = vmm_input_new(c->idev);
+	if (!c->input)
+		return -1;
+	vmm_input_set_listener(c->input, &l);
 	return 0;
 }
 
@@ -1655,8 +2244,15 @@ int main(int argc, char **argv)
 		fprintf(stderr, PROG ": out of memory\n");
 		goto out;
 	}
+	if (c.input_socket && make_input(&c) < 0) {
+		fprintf(stderr, PROG ": out of memory\n");
+		goto out;
+	}
 	status = run(&c, list, n) < 0 ? 1 : 0;
 out:
+	vmm_input_free(c.input);
+	vmm_dev_free(c.idev);
+	free(c.events);
 	vmm_gpu_free(c.gpu);
 	vmm_dev_free(c.dev);
 	free(list);

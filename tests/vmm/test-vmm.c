@@ -280,10 +280,58 @@ static void test_patterns(void)
 	CHECK(vmm_pattern_pixel(&p, 1, 2, 10, 10) != vmm_pattern_pixel(&p, 2, 1, 10, 10));
 }
 
+/* The input device's defaults, event type names, and a second device of
+ * the same VM sharing guest RAM (and its allocator) with the first. */
+static void test_input_device(void)
+{
+	struct vmm_config cfg;
+	struct vmm_dev *gpu, *input;
+	struct vmm_input *in;
+	uint16_t type = 0;
+	uint64_t gpa;
+
+	vmm_config_init(&cfg, VMM_PROFILE_QEMU72);
+	vmm_config_set_device(&cfg, VMM_DEVICE_INPUT);
+	CHECK(cfg.device == VMM_DEVICE_INPUT);
+	CHECK(cfg.ctrl_queue_size == 64 && cfg.cursor_queue_size == 64);
+	CHECK(!cfg.gpu_socket && !cfg.edid);
+	CHECK(strcmp(vmm_input_type_name(0x01), "EV_KEY") == 0);
+	CHECK(strcmp(vmm_input_type_name(0x11), "EV_LED") == 0);
+	CHECK(vmm_input_type_name(0x1f) == NULL);
+	CHECK(vmm_input_type_parse("EV_ABS", &type) == 0 && type == 3);
+	CHECK(vmm_input_type_parse("0x12", &type) == 0 && type == 0x12);
+	CHECK(vmm_input_type_parse("EV_NOPE", &type) < 0);
+	CHECK(vmm_input_type_parse("70000", &type) < 0);
+
+	cfg.mem_size = 8ull << 20;
+	gpu = vmm_dev_new(&cfg);
+	CHECK(gpu);
+	if (!gpu)
+		return;
+	input = vmm_dev_new_with_mem(&cfg, vmm_dev_mem(gpu));
+	CHECK(input && vmm_dev_mem(input) == vmm_dev_mem(gpu));
+	in = input ? vmm_input_new(input) : NULL;
+	CHECK(in);
+	if (in) {
+		/* Not connected: every driver action fails cleanly. */
+		CHECK(vmm_input_probe(in) < 0);
+		CHECK(vmm_input_wait(in, 0) < 0);
+		CHECK(vmm_input_posted(in) == 0);
+	}
+	CHECK(vmm_mem_alloc(vmm_dev_mem(input), VMM_PAGE_SIZE, VMM_REGION_ANY, 0, &gpa) == 0);
+	CHECK(vmm_mem_pages_in_use(vmm_dev_mem(gpu)) == 1);
+	vmm_mem_release(vmm_dev_mem(gpu), gpa, VMM_PAGE_SIZE);
+	vmm_input_free(in);
+	vmm_dev_free(input); /* borrowed memory stays */
+	CHECK(vmm_mem_pages_in_use(vmm_dev_mem(gpu)) == 0);
+	vmm_dev_free(gpu);
+}
+
 int main(void)
 {
 	struct vmm_mem *m;
 
+	test_input_device();
 	test_qemu_layout();
 	test_many_regions();
 	test_allocator();

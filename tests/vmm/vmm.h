@@ -166,12 +166,20 @@ struct vmm_gpu_socket_peer {
 	uint32_t width, height;     /* their size (QEMU default 1280x800) */
 };
 
+/* Which virtio device the vhost-user back end serves. */
+enum vmm_device_kind {
+	VMM_DEVICE_GPU,   /* vhost-user-gpu-pci (device id 16) */
+	VMM_DEVICE_INPUT, /* vhost-user-input-pci (device id 18), see vmm_input */
+};
+
 struct vmm_config {
 	enum vmm_profile profile;
+	enum vmm_device_kind device; /* default GPU; see vmm_config_set_device */
 	uint64_t mem_size;           /* default 512 MiB */
 	unsigned nregions;           /* default 2 (QEMU layout) */
+	/* Queue 0 and 1 sizes: GPU ctrlq/cursorq, input eventq/statusq. */
 	unsigned ctrl_queue_size;    /* default 64 (QEMU uses 256 with VIRGL) */
-	unsigned cursor_queue_size;  /* default 16 */
+	unsigned cursor_queue_size;  /* default 16 (input: 64) */
 	/* Device properties (qemu72) or driver support (generic). */
 	bool indirect_desc, event_idx, queue_reset, edid;
 	unsigned max_outputs;        /* QEMU overrides num_scanouts (qemu72) */
@@ -190,6 +198,9 @@ struct vmm_config {
 };
 
 void vmm_config_init(struct vmm_config *cfg, enum vmm_profile profile);
+/* Switches an initialised config to another device: its queue sizes, no
+ * GPU socket, no device feature bits of another device. */
+void vmm_config_set_device(struct vmm_config *cfg, enum vmm_device_kind device);
 
 /* Device configuration space (virtio-gpu.md §1), host byte order. */
 struct vmm_gpu_config {
@@ -258,6 +269,10 @@ struct vmm_msg {
 struct vmm_dev;
 
 struct vmm_dev *vmm_dev_new(const struct vmm_config *cfg);
+/* A second device of the same VM: QEMU gives every vhost-user back end the
+ * same guest RAM. `mem` is borrowed and must outlive the device (its page
+ * allocator is shared too); NULL makes a new one as vmm_dev_new does. */
+struct vmm_dev *vmm_dev_new_with_mem(const struct vmm_config *cfg, struct vmm_mem *mem);
 void vmm_dev_free(struct vmm_dev *dev);
 const char *vmm_dev_error(const struct vmm_dev *dev);
 const struct vmm_config *vmm_dev_config(const struct vmm_dev *dev);
@@ -269,7 +284,9 @@ int vmm_dev_connect(struct vmm_dev *dev, const char *path, int timeout_ms);
 int vmm_dev_connect_fd(struct vmm_dev *dev, int fd); /* takes the fd */
 /* §10.1 A: features, protocol features, queues, slots, owner, call/err. */
 int vmm_dev_realize(struct vmm_dev *dev);
-/* §10.1 B: GET_CONFIG twice, as the guest driver probes. */
+/* §10.1 B: GET_CONFIG twice, as the guest driver probes. An input device's
+ * probe is its driver's business (vmm_input_probe): here it is only marked
+ * as done. */
 int vmm_dev_probe(struct vmm_dev *dev);
 /* §10.1 C: GPU socket, features, memory, rings, enable, call fds. Runs B
  * first if it has not run since the last reset. New rings if none. */
@@ -313,6 +330,17 @@ int vmm_dev_wait_call(struct vmm_dev *dev, unsigned q, int timeout_ms);
 int vmm_dev_wait_fd(struct vmm_dev *dev, int fd, int timeout_ms);
 /* Reads whatever the GPU socket has; 0 or -1. */
 int vmm_dev_service(struct vmm_dev *dev);
+
+/*
+ * Config space as QEMU forwards guest accesses: GET_CONFIG / SET_CONFIG with
+ * this offset and size (flags 0). SET_CONFIG carries NEED_REPLY when
+ * REPLY_ACK is negotiated, as QEMU's vhost_user_set_config does, and a
+ * refusal (ack != 0) fails. The reply to GET_CONFIG must have exactly the
+ * size asked for.
+ */
+int vmm_dev_get_config(struct vmm_dev *dev, uint32_t offset, void *buf, uint32_t size);
+int vmm_dev_set_config(struct vmm_dev *dev, uint32_t offset, const void *buf,
+		uint32_t size);
 
 /* Fault hooks. */
 int vmm_dev_send_raw(struct vmm_dev *dev, uint32_t request, uint32_t flags,
@@ -470,5 +498,129 @@ int vmm_pattern_parse(const char *text, struct vmm_pattern *p);
 
 const char *vmm_gpu_cmd_name(uint32_t type);
 const char *vmm_gpu_resp_name(uint32_t type);
+
+/* ------------------------------------------------------------------ */
+/* virtio-input driver                                                 */
+/* ------------------------------------------------------------------ */
+
+/*
+ * The Linux 6.1 virtio_input driver behind QEMU 7.2's vhost-user-input-pci,
+ * on a vmm_dev made with device VMM_DEVICE_INPUT. Config accesses are what
+ * QEMU forwards (virtio-pci modern): every guest config read is one
+ * GET_CONFIG of the whole 136 bytes, every guest byte write is one
+ * SET_CONFIG of QEMU's whole config buffer (the last read, with that byte
+ * changed). Events arrive in 8-byte device-writable buffers on queue 0 and
+ * are taken after an interrupt (call fd), each buffer re-posted at once;
+ * status events go out in 8-byte device-readable buffers on queue 1.
+ */
+
+enum { VMM_INPUT_EVENTQ = 0, VMM_INPUT_STATUSQ = 1 };
+
+#define VMM_INPUT_CONFIG_SIZE 136u
+#define VMM_INPUT_MAX_BUFFERS 64u  /* Linux's evts[64] */
+#define VMM_INPUT_EV_MAX 0x20u     /* EV_CNT */
+#define VMM_INPUT_ABS_MAX 0x40u    /* ABS_CNT */
+
+/* Config selectors (virtio 1.2 §5.8.4). */
+enum {
+	VMM_INPUT_CFG_UNSET = 0x00,
+	VMM_INPUT_CFG_ID_NAME = 0x01,
+	VMM_INPUT_CFG_ID_SERIAL = 0x02,
+	VMM_INPUT_CFG_ID_DEVIDS = 0x03,
+	VMM_INPUT_CFG_PROP_BITS = 0x10,
+	VMM_INPUT_CFG_EV_BITS = 0x11,
+	VMM_INPUT_CFG_ABS_INFO = 0x12,
+};
+
+struct vmm_input_event {
+	uint16_t type, code;
+	uint32_t value;
+};
+
+struct vmm_input_absinfo {
+	uint32_t min, max, fuzz, flat, res;
+};
+
+/* What the driver learnt while probing, as Linux keeps it. */
+struct vmm_input_info {
+	char name[65], serial[65];     /* Linux reads at most 64 bytes */
+	uint8_t name_size, serial_size; /* as the device announced */
+	bool has_devids;
+	uint16_t bustype, vendor, product, version;
+	uint8_t prop_size;
+	uint8_t props[128];
+	bool rep;                       /* EV_BITS/EV_REP has a size */
+	uint8_t ev_size[VMM_INPUT_EV_MAX]; /* 0: type not offered */
+	uint8_t ev_bits[VMM_INPUT_EV_MAX][128];
+	bool abs_valid[VMM_INPUT_ABS_MAX];
+	struct vmm_input_absinfo abs[VMM_INPUT_ABS_MAX];
+};
+
+struct vmm_input_stats {
+	uint64_t config_reads, config_writes; /* GET_CONFIG / SET_CONFIG sent */
+	uint64_t events;                      /* read from used buffers */
+	uint64_t bad_len;                     /* used len != 8 on an event buffer */
+	uint64_t reposted;
+	uint64_t status_sent, status_done;
+	uint64_t fault_buffers_returned;
+	uint64_t fault_violations;            /* the device wrote where it must not */
+	char last_fault[160];                 /* what happened to the latest one */
+};
+
+/* Malformed buffers for the event queue (the device must survive them). */
+enum vmm_input_fault {
+	VMM_INPUT_FAULT_READABLE, /* an 8-byte device-readable buffer */
+	VMM_INPUT_FAULT_SHORT,    /* a 4-byte device-writable buffer */
+};
+
+struct vmm_input_listener {
+	/* An event was taken from the event queue (already re-posted). */
+	void (*event)(void *data, const struct vmm_input_event *ev);
+	/* A fault buffer came back; stats.last_fault says how. */
+	void (*fault_returned)(void *data, enum vmm_input_fault kind, uint32_t len);
+	void *data;
+};
+
+struct vmm_input;
+
+struct vmm_input *vmm_input_new(struct vmm_dev *dev);
+void vmm_input_free(struct vmm_input *in);
+void vmm_input_set_listener(struct vmm_input *in, const struct vmm_input_listener *l);
+const struct vmm_input_info *vmm_input_info(const struct vmm_input *in);
+const struct vmm_input_stats *vmm_input_stats(const struct vmm_input *in);
+
+/* Linux's probe: ID_NAME, ID_SERIAL, ID_DEVIDS, PROP_BITS, EV_BITS (EV_REP
+ * size, then KEY REL ABS MSC SW LED SND), ABS_INFO for every axis set. */
+int vmm_input_probe(struct vmm_input *in);
+/* One select/subsel as the driver writes it; returns the size byte. */
+int vmm_input_select(struct vmm_input *in, uint8_t select, uint8_t subsel);
+/* DRIVER_OK (probing first if needed), then `nbufs` event buffers posted
+ * and kicked (Linux: the queue size, at most 64). */
+int vmm_input_start(struct vmm_input *in, unsigned nbufs);
+/* Posts more event buffers (after a stall, or after a fault buffer). */
+int vmm_input_post(struct vmm_input *in, unsigned nbufs);
+/* Off: used buffers are read but not given back, a guest that stops
+ * taking events once its buffers are gone. On: re-posts what was held. */
+int vmm_input_set_repost(struct vmm_input *in, bool on);
+/* Device reset (vhost-user.md §10.1 D): every buffer is abandoned. */
+int vmm_input_reset(struct vmm_input *in);
+/*
+ * Waits up to timeout_ms for an interrupt on either queue and takes what
+ * the device returned. 1: something was taken; 0: nothing; -1: error,
+ * including a used ring that moved without an interrupt (QEMU would not
+ * have told the guest).
+ */
+int vmm_input_wait(struct vmm_input *in, int timeout_ms);
+/* Sends a status event (EV_LED...) and waits until the device returns it. */
+int vmm_input_send_status(struct vmm_input *in, const struct vmm_input_event *ev);
+/* Posts a malformed buffer on the event queue and kicks. */
+int vmm_input_inject(struct vmm_input *in, enum vmm_input_fault kind);
+/* Event buffers the device holds now. */
+unsigned vmm_input_posted(const struct vmm_input *in);
+
+/* "EV_KEY" ..., or NULL for types without a name. */
+const char *vmm_input_type_name(uint16_t type);
+/* Parses "EV_KEY" or a number. -1 if neither. */
+int vmm_input_type_parse(const char *text, uint16_t *type);
 
 #endif

@@ -59,6 +59,8 @@ enum {
 /* Size of virtio-gpu config space and of the GET_CONFIG payload. */
 #define GPU_CONFIG_SIZE 16u
 #define CONFIG_HDR_SIZE 12u
+/* VHOST_USER_MAX_CONFIG_SIZE: QEMU never asks for more. */
+#define VMM_CONFIG_MAX 256u
 
 /* GPU socket: header, and the largest payload we accept (a 8192x8192
  * UPDATE is 256 MiB; nothing legitimate is bigger). */
@@ -99,6 +101,7 @@ struct vmm_gpusock {
 struct vmm_dev {
 	struct vmm_config cfg;
 	struct vmm_mem *mem;
+	bool owns_mem;             /* false: shared with another device */
 	char *path;
 	int sock;
 	int slave_fd;

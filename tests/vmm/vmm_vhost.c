@@ -53,6 +53,19 @@ void vmm_config_init(struct vmm_config *cfg, enum vmm_profile profile)
 	};
 }
 
+void vmm_config_set_device(struct vmm_config *cfg, enum vmm_device_kind device)
+{
+	cfg->device = device;
+	if (device == VMM_DEVICE_INPUT) {
+		/* hw/input/virtio-input.c: both queues have 64 entries. */
+		cfg->ctrl_queue_size = 64;
+		cfg->cursor_queue_size = 64;
+		cfg->gpu_socket = false;
+		cfg->gpu_peer.enabled = false;
+		cfg->edid = false;
+	}
+}
+
 static const char *const request_names[] = {
 	[1] = "GET_FEATURES", [2] = "SET_FEATURES", [3] = "SET_OWNER",
 	[4] = "RESET_OWNER", [5] = "SET_MEM_TABLE", [6] = "SET_LOG_BASE",
@@ -127,7 +140,7 @@ static int remaining_ms(int64_t deadline)
 /* Construction                                                        */
 /* ------------------------------------------------------------------ */
 
-struct vmm_dev *vmm_dev_new(const struct vmm_config *cfg)
+struct vmm_dev *vmm_dev_new_with_mem(const struct vmm_config *cfg, struct vmm_mem *mem)
 {
 	struct vmm_dev *dev = calloc(1, sizeof(*dev));
 
@@ -140,12 +153,20 @@ struct vmm_dev *vmm_dev_new(const struct vmm_config *cfg)
 		for (unsigned i = 0; i < VMM_STALE_CALLS; i++)
 			dev->q[q].stale_call[i] = -1;
 	}
-	dev->mem = vmm_mem_new(cfg->mem_size, cfg->nregions);
+	dev->mem = mem;
+	dev->owns_mem = !mem;
+	if (!dev->mem)
+		dev->mem = vmm_mem_new(cfg->mem_size, cfg->nregions);
 	if (!dev->mem) {
 		free(dev);
 		return NULL;
 	}
 	return dev;
+}
+
+struct vmm_dev *vmm_dev_new(const struct vmm_config *cfg)
+{
+	return vmm_dev_new_with_mem(cfg, NULL);
 }
 
 static void free_retired(struct vmm_dev *dev, unsigned q);
@@ -168,7 +189,8 @@ void vmm_dev_free(struct vmm_dev *dev)
 	for (unsigned q = 0; q < 2; q++)
 		free_retired(dev, q);
 	free(dev->gs.payload);
-	vmm_mem_free(dev->mem);
+	if (dev->owns_mem)
+		vmm_mem_free(dev->mem);
 	free(dev->path);
 	free(dev);
 }
@@ -993,6 +1015,45 @@ static int get_config(struct vmm_dev *dev)
 	return 0;
 }
 
+int vmm_dev_get_config(struct vmm_dev *dev, uint32_t offset, void *buf, uint32_t size)
+{
+	uint8_t req[CONFIG_HDR_SIZE + VMM_CONFIG_MAX] = { 0 };
+	uint8_t rep[sizeof(req)];
+
+	if (size > VMM_CONFIG_MAX) {
+		vmm_dev_fail(dev, "GET_CONFIG of %u bytes: QEMU sends at most %u", size,
+				VMM_CONFIG_MAX);
+		return -1;
+	}
+	vmm_put32(req, offset);
+	vmm_put32(req + 4, size);
+	vmm_put32(req + 8, 0); /* flags: normal access */
+	if (vmm_dev_send_raw(dev, VU_GET_CONFIG, VU_VERSION, req, CONFIG_HDR_SIZE + size,
+			NULL, 0) < 0 ||
+			expect_reply(dev, VU_GET_CONFIG, CONFIG_HDR_SIZE + size, rep) < 0)
+		return -1;
+	memcpy(buf, rep + CONFIG_HDR_SIZE, size);
+	return 0;
+}
+
+int vmm_dev_set_config(struct vmm_dev *dev, uint32_t offset, const void *buf,
+		uint32_t size)
+{
+	uint8_t req[CONFIG_HDR_SIZE + VMM_CONFIG_MAX] = { 0 };
+
+	if (size > VMM_CONFIG_MAX) {
+		vmm_dev_fail(dev, "SET_CONFIG of %u bytes: QEMU sends at most %u", size,
+				VMM_CONFIG_MAX);
+		return -1;
+	}
+	vmm_put32(req, offset);
+	vmm_put32(req + 4, size);
+	vmm_put32(req + 8, 0); /* VHOST_SET_CONFIG_TYPE_MASTER */
+	memcpy(req + CONFIG_HDR_SIZE, buf, size);
+	/* vhost_user_set_config asks for an ack whenever REPLY_ACK is there. */
+	return request(dev, VU_SET_CONFIG, req, CONFIG_HDR_SIZE + size, NULL, 0, true);
+}
+
 int vmm_dev_probe(struct vmm_dev *dev)
 {
 	struct vmm_gpu_config *g = &dev->config;
@@ -1000,6 +1061,11 @@ int vmm_dev_probe(struct vmm_dev *dev)
 	if (!dev->realized) {
 		vmm_dev_fail(dev, "probe: device not realized");
 		return -1;
+	}
+	if (dev->cfg.device == VMM_DEVICE_INPUT) {
+		/* The input driver reads its config itself, field by field. */
+		dev->probed = true;
+		return 0;
 	}
 	/* Linux reads the config twice while probing (obs). */
 	if (get_config(dev) < 0 || get_config(dev) < 0)
@@ -1031,7 +1097,9 @@ int vmm_dev_probe(struct vmm_dev *dev)
 static uint64_t compute_features(const struct vmm_dev *dev)
 {
 	const struct vmm_config *c = &dev->cfg;
-	uint64_t device = BIT(VIRTIO_GPU_F_VIRGL) | (c->edid ? BIT(VIRTIO_GPU_F_EDID) : 0);
+	/* virtio-input has no device feature bits; Linux 6.1 acks none. */
+	uint64_t device = c->device == VMM_DEVICE_INPUT ? 0 :
+		BIT(VIRTIO_GPU_F_VIRGL) | (c->edid ? BIT(VIRTIO_GPU_F_EDID) : 0);
 	uint64_t ring = (c->indirect_desc ? BIT(VF_INDIRECT_DESC) : 0) |
 		(c->event_idx ? BIT(VF_EVENT_IDX) : 0) | BIT(VF_VERSION_1) |
 		(c->queue_reset ? BIT(VF_RING_RESET) : 0);
@@ -1042,8 +1110,9 @@ static uint64_t compute_features(const struct vmm_dev *dev)
 		 * device properties whatever the back end offers (§10.2.2-3). */
 		acked = (dev->backend_features & device) | ring;
 	} else {
-		device |= BIT(VIRTIO_GPU_F_RESOURCE_UUID) | BIT(VIRTIO_GPU_F_RESOURCE_BLOB) |
-			BIT(VIRTIO_GPU_F_CONTEXT_INIT);
+		if (c->device == VMM_DEVICE_GPU)
+			device |= BIT(VIRTIO_GPU_F_RESOURCE_UUID) |
+				BIT(VIRTIO_GPU_F_RESOURCE_BLOB) | BIT(VIRTIO_GPU_F_CONTEXT_INIT);
 		acked = dev->backend_features & (device | ring);
 	}
 	acked |= dev->backend_features & BIT(VF_PROTOCOL_FEATURES);
