@@ -49,6 +49,7 @@ enum command_kind {
 	CMD_UP,
 	CMD_CLICK,
 	CMD_SCROLL,
+	CMD_HSCROLL,
 	CMD_KEYDOWN,
 	CMD_KEYUP,
 	CMD_KEY,
@@ -124,6 +125,7 @@ static void usage(FILE *out)
 		"  rel DX DY           relative motion\n"
 		"  down|up|click BTN   BTN is left, right or middle\n"
 		"  scroll DY           vertical wheel scroll\n"
+		"  hscroll DX          horizontal wheel scroll\n"
 		"  keydown|keyup|key NAME\n"
 		"                      NAME is an XKB keysym name on level 0 (a, Return, Super_L)\n"
 		"  type TEXT           type ASCII text, using Shift_L where needed\n"
@@ -429,6 +431,7 @@ static const struct {
 	{ "up", CMD_UP, 1 },
 	{ "click", CMD_CLICK, 1 },
 	{ "scroll", CMD_SCROLL, 1 },
+	{ "hscroll", CMD_HSCROLL, 1 },
 	{ "keydown", CMD_KEYDOWN, 1 },
 	{ "keyup", CMD_KEYUP, 1 },
 	{ "key", CMD_KEY, 1 },
@@ -465,6 +468,7 @@ static bool parse_command_args(struct input *input, char **args, struct command 
 		error_msg("'%s': the button must be left, right or middle", cmd->source);
 		return false;
 	case CMD_SCROLL:
+	case CMD_HSCROLL:
 		input->need_pointer = true;
 		if (parse_double(args[0], &cmd->dy)) {
 			return true;
@@ -854,6 +858,12 @@ static void perform(struct input *input, const struct command *cmd)
 		zwlr_virtual_pointer_v1_axis_source(input->pointer, WL_POINTER_AXIS_SOURCE_WHEEL);
 		zwlr_virtual_pointer_v1_axis(input->pointer, now_ms(),
 			WL_POINTER_AXIS_VERTICAL_SCROLL, wl_fixed_from_double(cmd->dy));
+		zwlr_virtual_pointer_v1_frame(input->pointer);
+		break;
+	case CMD_HSCROLL:
+		zwlr_virtual_pointer_v1_axis_source(input->pointer, WL_POINTER_AXIS_SOURCE_WHEEL);
+		zwlr_virtual_pointer_v1_axis(input->pointer, now_ms(),
+			WL_POINTER_AXIS_HORIZONTAL_SCROLL, wl_fixed_from_double(cmd->dy));
 		zwlr_virtual_pointer_v1_frame(input->pointer);
 		break;
 	case CMD_KEYDOWN:

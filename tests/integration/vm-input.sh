@@ -18,7 +18,7 @@ export CW_EXTENT=1280x800
 
 # evdev codes (linux/input-event-codes.h)
 KEY_ESC=1 KEY_I=23 KEY_A=30 KEY_H=35 KEY_X=45 KEY_LEFTCTRL=29 KEY_LEFTALT=56
-KEY_F2=60 KEY_LEFTMETA=125 BTN_LEFT=272 BTN_RIGHT=273 REL_WHEEL=8
+KEY_F2=60 KEY_LEFTMETA=125 BTN_LEFT=272 BTN_RIGHT=273 REL_WHEEL=8 REL_HWHEEL=6
 
 # vm_start NAME FD W H [STEPS...]: a VM with a W x H display and its input
 # device; STEPS run after the handshake, before events are streamed. The
@@ -177,6 +177,12 @@ if [ "${CW_INSIDE:-}" = 1 ]; then
 	expect_events alpha "EV_REL $REL_WHEEL -1" "EV_SYN 0 0"
 	input "scroll -30"
 	expect_events alpha "EV_REL $REL_WHEEL 2" "EV_SYN 0 0"
+	# Smooth scrolling adds up to whole clicks (15 units each); horizontal
+	# positive is right in both.
+	input "scroll 7" "scroll 9"
+	expect_events alpha "EV_REL $REL_WHEEL -1" "EV_SYN 0 0"
+	input "hscroll 15"
+	expect_events alpha "EV_REL $REL_HWHEEL 1" "EV_SYN 0 0"
 	expect_nothing beta
 
 	# Typed text: evdev codes unchanged, to the focused VM only.
