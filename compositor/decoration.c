@@ -7,6 +7,7 @@
 
 #include "server.h"
 #include "view.h"
+#include "vm_client.h"
 #include "xdg_view.h"
 
 /* One xdg-decoration object; it lives as long as the client keeps it. */
@@ -20,7 +21,12 @@ static void
 apply_mode(struct cw_server *server, struct wlr_xdg_toplevel_decoration_v1 *decoration)
 {
 	enum wlr_xdg_toplevel_decoration_v1_mode mode = decoration->requested_mode;
-	if (mode == WLR_XDG_TOPLEVEL_DECORATION_V1_MODE_NONE) {
+	/*
+	 * A guest application never draws its own frame: crossway's, in its
+	 * VM's colour, is what tells the user whose window it is.
+	 */
+	struct wl_client *client = wl_resource_get_client(decoration->resource);
+	if (mode == WLR_XDG_TOPLEVEL_DECORATION_V1_MODE_NONE || cw_vm_from_client(client) != NULL) {
 		mode = WLR_XDG_TOPLEVEL_DECORATION_V1_MODE_SERVER_SIDE;
 	}
 	/* Before the first commit, set_mode would be a protocol error in wlroots 0.15. */
@@ -78,7 +84,11 @@ cw_decoration_init(struct cw_server *server)
 	server->new_xdg_decoration.notify = handle_new_xdg_decoration;
 	wl_signal_add(&server->xdg_decoration_manager->events.new_toplevel_decoration,
 		&server->new_xdg_decoration);
-	/* GTK asks this older protocol; "server" tells it not to draw its own. */
+	/*
+	 * GTK asks this older protocol; "server" tells it not to draw its own.
+	 * crossway never acts on a client's mode request here, so it cannot take
+	 * the frame off a VM's window either.
+	 */
 	server->kde_decoration_manager = wlr_server_decoration_manager_create(server->display);
 	wlr_server_decoration_manager_set_default_mode(server->kde_decoration_manager,
 		WLR_SERVER_DECORATION_MANAGER_MODE_SERVER);

@@ -22,6 +22,9 @@
 #include "output.h"
 #include "view.h"
 #include "vm.h"
+#include "vm_client.h"
+#include "vm_policy.h"
+#include "vm_shm.h"
 #include "xdg_view.h"
 
 /* One client's idle inhibitor: it holds while its window can be seen. */
@@ -111,6 +114,18 @@ token_is_trusted(struct cw_server *server, const struct wlr_xdg_activation_token
 		wlr_seat_client_validate_event_serial(seat_client, token->serial);
 }
 
+/*
+ * A token minted by a VM client moves the focus only to a window of the
+ * same VM: no VM focuses or raises the host's or another VM's windows
+ * (peers-and-policy.md §2 rule 2). A host token may activate any window.
+ */
+static bool
+token_may_activate(const struct wlr_xdg_activation_token_v1 *token, struct wlr_surface *surface)
+{
+	struct cw_vm *from = cw_vm_from_client(wl_resource_get_client(token->surface->resource));
+	return from == NULL || from == cw_vm_from_client(wl_resource_get_client(surface->resource));
+}
+
 static void
 handle_request_activate(struct wl_listener *listener, void *data)
 {
@@ -121,6 +136,10 @@ handle_request_activate(struct wl_listener *listener, void *data)
 	}
 	if (!token_is_trusted(server, event->token)) {
 		wlr_log(WLR_DEBUG, "Ignoring an activation token not made from user input");
+		return;
+	}
+	if (!token_may_activate(event->token, event->surface)) {
+		wlr_log(WLR_INFO, "Ignoring a VM's activation token for a window outside that VM");
 		return;
 	}
 	struct cw_view *view = cw_view_from_surface(server, event->surface);
@@ -189,6 +208,13 @@ cw_server_init(struct cw_server *server, const struct cw_options *options)
 	}
 	/* wl_shm, and linux-dmabuf where the renderer can import dmabufs. */
 	wlr_renderer_init_wl_display(server->renderer, server->display);
+	/* VM clients get their own wl_shm and fewer globals (vm_policy.c). */
+	server->vm_shm = cw_vm_shm_create(server->display, server->renderer);
+	if (server->vm_shm == NULL) {
+		wlr_log(WLR_ERROR, "Cannot create the wl_shm of VM clients");
+		return false;
+	}
+	cw_vm_policy_init(server->display, server->vm_shm);
 	server->allocator = wlr_allocator_autocreate(server->backend, server->renderer);
 	if (server->allocator == NULL) {
 		wlr_log(WLR_ERROR, "Cannot create an allocator");

@@ -13,6 +13,7 @@
 #include "seat.h"
 
 struct cw_screenshot;
+struct cw_vm_shm;
 
 /*
  * Stacking layers of the scene, bottom to top. Views live in NORMAL;
@@ -67,6 +68,8 @@ struct cw_server {
 
 	struct cw_seat seat;
 	struct wl_list vms; // cw_vm.link
+	/* wl_shm of VM clients (guest memory); goes with the display. */
+	struct cw_vm_shm *vm_shm;
 
 	struct cw_screenshot *screenshot; // NULL unless --screenshot
 	int mapped_toplevels;

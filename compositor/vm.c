@@ -2,6 +2,7 @@
 
 #include <drm_fourcc.h>
 #include <stdlib.h>
+#include <string.h>
 #include <wlr/render/pixman.h>
 #include <wlr/render/wlr_texture.h>
 #include <wlr/types/wlr_output_damage.h>
@@ -12,6 +13,7 @@
 #include "output.h"
 #include "server.h"
 #include "virtio_gpu.h"
+#include "vm_client.h"
 #include "vm_input.h"
 
 static const struct cw_view_impl vm_view_impl;
@@ -46,9 +48,10 @@ rgb_to_float(uint32_t rgb, float scale, float out[static 4])
 }
 
 /* The VM's colour when focused, a darker shade when not; readable text on both. */
-static void
-vm_frame_colors(uint32_t color, struct cw_frame_colors *colors)
+void
+cw_vm_frame_colors(const struct cw_vm *vm, struct cw_frame_colors *colors)
 {
+	uint32_t color = vm->config.color;
 	cw_frame_default_colors(colors);
 	rgb_to_float(color, 1.0f, colors->active);
 	rgb_to_float(color, 0.55f, colors->inactive);
@@ -134,7 +137,7 @@ create_view(struct cw_vm *vm, unsigned scanout)
 		return NULL;
 	}
 	struct cw_frame_colors colors;
-	vm_frame_colors(vm->config.color, &colors);
+	cw_vm_frame_colors(vm, &colors);
 	cw_view_init(&vview->base, vm->server, &vm_view_impl, &colors);
 	vview->vm = vm;
 	vview->scanout = scanout;
@@ -333,10 +336,25 @@ handle_connection_changed(void *data, bool connected)
 	if (connected) {
 		return;
 	}
+	/* The device closes its ends of the guests' connections; ours go now too. */
+	cw_vm_clients_destroy(vm);
 	for (unsigned i = 0; i < VGPU_MAX_SCANOUTS; i++) {
 		destroy_view(vm->views[i]);
 	}
 	drop_cursors(vm);
+}
+
+/* A guest application opened its Wayland connection (cross-domain context). */
+static int
+handle_connect_wayland(void *data, uint32_t ctx_id)
+{
+	struct cw_vm *vm = data;
+	int fd = cw_vm_client_connect(vm, vm->server->display, ctx_id);
+	if (fd < 0) {
+		wlr_log(WLR_ERROR, "[vm %s] cannot connect a guest client (context %u): %s",
+			vm->config.name, ctx_id, strerror(-fd));
+	}
+	return fd;
 }
 
 static const struct vgpu_display_ops display_ops = {
@@ -345,6 +363,7 @@ static const struct vgpu_display_ops display_ops = {
 	.cursor_set = handle_cursor_set,
 	.cursor_move = handle_cursor_move,
 	.connection_changed = handle_connection_changed,
+	.connect_wayland = handle_connect_wayland,
 };
 
 bool
@@ -394,6 +413,8 @@ static void
 destroy_vm(struct cw_vm *vm)
 {
 	wl_list_remove(&vm->link);
+	/* Guest applications' windows first: nothing may keep pointing at the VM. */
+	cw_vm_clients_destroy(vm);
 	/* Disconnects the VMM, which takes the windows (connection_changed). */
 	vgpu_device_destroy(vm->device);
 	vinput_device_destroy(vm->input);
@@ -430,6 +451,7 @@ cw_vms_init(struct cw_server *server, const struct cw_vm_config_list *list)
 			return false;
 		}
 		vm->server = server;
+		wl_list_init(&vm->clients);
 		vm->config = list->vms[i];
 		vm->config.socket_path = strdup(list->vms[i].socket_path);
 		vm->config.input_socket_path = list->vms[i].input_socket_path == NULL ? NULL :

@@ -41,6 +41,8 @@ struct cw_vm {
 	struct vinput_device *input; // NULL: no input device configured
 	struct cw_vm_view *views[VGPU_MAX_SCANOUTS]; // per scanout, NULL until first shown
 	struct cw_vm_cursor cursors[VGPU_MAX_SCANOUTS]; // shown over that display's window
+	/* Guest applications' Wayland connections (cross-domain contexts). */
+	struct wl_list clients; // cw_vm_client.link (vm_client.c)
 };
 
 /* Creates every configured VM's device. False if a socket cannot be served. */
@@ -51,6 +53,11 @@ void cw_vms_frame_presented(struct cw_server *server);
 /* The pointer is over a VM window's content: show the guest's cursor. */
 bool cw_vm_view_set_cursor(struct cw_view *view);
 bool cw_view_is_vm(const struct cw_view *view);
+/*
+ * The frame colours of everything the VM shows: its display windows and its
+ * guest applications' windows. Host windows keep cw_frame_default_colors.
+ */
+void cw_vm_frame_colors(const struct cw_vm *vm, struct cw_frame_colors *colors);
 /* The VM display behind view, or NULL if view is another kind of window. */
 struct cw_vm_view *cw_vm_view_from_view(struct cw_view *view);
 

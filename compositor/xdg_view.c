@@ -1,12 +1,18 @@
 #include "xdg_view.h"
 
 #include <stdlib.h>
+#include <string.h>
 #include <wlr/types/wlr_scene.h>
 #include <wlr/util/edges.h>
 #include <wlr/util/log.h>
 
 #include "server.h"
 #include "text.h"
+#include "vm.h"
+#include "vm_client.h"
+
+/* app_ids are identifiers: shorter than titles. */
+#define CW_APP_ID_MAX 64
 
 static struct cw_xdg_view *
 xdg_view_from_view(struct cw_view *view)
@@ -22,6 +28,65 @@ cw_xdg_view_from_xdg_surface(struct wlr_xdg_surface *xdg_surface)
 	}
 	/* A toplevel's data is its view's overlay node (where popups attach). */
 	return xdg_surface->data != NULL ? cw_view_from_node(xdg_surface->data) : NULL;
+}
+
+/* --- VM identity ------------------------------------------------------------ */
+
+/*
+ * How a user tells a guest's window from a host window that imitates it (a
+ * host client titled "work: x"): the frame. crossway draws it above the
+ * client's surfaces; a VM's windows always have it (decoration.c forces
+ * server-side decorations, a guest's fullscreen becomes maximize) and it
+ * is always in the VM's colour, while host windows always have crossway's
+ * default colours. The "NAME: " prefix comes first, so a guest can neither
+ * remove it (long titles are cut at the end) nor move it (bidi overrides
+ * are sanitised away); a guest titling itself "other: x" shows as
+ * "work: other: x" in work's colour.
+ */
+static char *
+join_prefix(const char *name, const char *separator, const char *text)
+{
+	size_t size = strlen(name) + strlen(separator) + strlen(text) + 1;
+	char *joined = malloc(size);
+	if (joined != NULL) {
+		snprintf(joined, size, "%s%s%s", name, separator, text);
+	}
+	return joined;
+}
+
+char *
+cw_xdg_view_title(const struct cw_xdg_view *xview)
+{
+	const char *title = xview->xdg_surface->toplevel->title;
+	if (xview->vm == NULL) {
+		return strdup(title != NULL ? title : "");
+	}
+	if (title == NULL || title[0] == '\0') {
+		return strdup(xview->vm->config.name);
+	}
+	return join_prefix(xview->vm->config.name, ": ", title);
+}
+
+char *
+cw_xdg_view_app_id(const struct cw_xdg_view *xview)
+{
+	char *app_id = cw_text_sanitize(xview->xdg_surface->toplevel->app_id, CW_APP_ID_MAX);
+	if (xview->vm == NULL || app_id == NULL) {
+		return app_id;
+	}
+	char *prefixed = join_prefix(xview->vm->config.name, ":", app_id);
+	free(app_id);
+	return prefixed;
+}
+
+static void
+update_title(struct cw_xdg_view *xview)
+{
+	char *title = cw_xdg_view_title(xview);
+	/* Out of memory: a VM's window still shows at least whose it is. */
+	cw_view_set_title(&xview->base, title != NULL ? title :
+		xview->vm != NULL ? xview->vm->config.name : NULL);
+	free(title);
 }
 
 /* --- cw_view_impl ---------------------------------------------------------- */
@@ -110,6 +175,53 @@ update_geometry(struct cw_xdg_view *xview)
 	xview->base.surface_dy = -xview->geometry.y;
 }
 
+/*
+ * Fullscreen hides crossway's frame and covers everything: a guest could
+ * then pass for the host or another VM (peers-and-policy.md §2 rule 3). A
+ * VM's fullscreen request becomes maximize, framed in its colour; the
+ * guest is told it is maximized.
+ */
+static void
+set_fullscreen(struct cw_xdg_view *xview, bool fullscreen)
+{
+	if (xview->vm == NULL) {
+		cw_view_set_fullscreen(&xview->base, fullscreen);
+		return;
+	}
+	if (fullscreen) {
+		xview->fullscreen_as_maximized = !xview->base.maximized;
+		cw_view_set_maximized(&xview->base, true);
+	} else if (xview->fullscreen_as_maximized) {
+		xview->fullscreen_as_maximized = false;
+		cw_view_set_maximized(&xview->base, false);
+	} else {
+		wlr_xdg_surface_schedule_configure(xview->xdg_surface); // xdg-shell wants one
+	}
+}
+
+/*
+ * A new window normally takes the keyboard focus. A VM's takes it only from
+ * nothing or from its own VM (a guest window or display): a guest cannot
+ * pull the keys the user is typing into the host or another VM towards
+ * itself by opening a window (peers-and-policy.md §2 rule 2).
+ */
+static bool
+may_take_focus_on_map(struct cw_xdg_view *xview)
+{
+	struct cw_view *focused = xview->base.server->seat.focused_view;
+	if (xview->vm == NULL || focused == NULL) {
+		return true;
+	}
+	struct cw_vm_view *display = cw_vm_view_from_view(focused);
+	if (display != NULL) {
+		return display->vm == xview->vm;
+	}
+	if (focused->impl != xview->base.impl) {
+		return false;
+	}
+	return xdg_view_from_view(focused)->vm == xview->vm;
+}
+
 static void
 handle_map(struct wl_listener *listener, void *data)
 {
@@ -117,17 +229,22 @@ handle_map(struct wl_listener *listener, void *data)
 	struct cw_view *view = &xview->base;
 	struct wlr_xdg_toplevel *toplevel = xview->xdg_surface->toplevel;
 	update_geometry(xview);
-	char *app_id = cw_text_sanitize(toplevel->app_id, 64);
+	char *app_id = cw_xdg_view_app_id(xview);
 	wlr_log(WLR_DEBUG, "Toplevel '%s' has app_id '%s'",
 		view->frame.title ? view->frame.title : "", app_id ? app_id : "");
 	free(app_id);
 	cw_view_map(view, xview->geometry.width, xview->geometry.height);
 	if (toplevel->requested.fullscreen) {
-		cw_view_set_fullscreen(view, true);
+		set_fullscreen(xview, true);
 	} else if (toplevel->requested.maximized) {
 		cw_view_set_maximized(view, true);
 	}
-	cw_seat_focus_view(&view->server->seat, view);
+	if (may_take_focus_on_map(xview)) {
+		cw_seat_focus_view(&view->server->seat, view);
+	} else {
+		wlr_log(WLR_INFO, "Not focusing '%s': another domain has the keyboard",
+			view->frame.title ? view->frame.title : "");
+	}
 	cw_seat_refresh_pointer(&view->server->seat);
 }
 
@@ -225,20 +342,20 @@ handle_request_fullscreen(struct wl_listener *listener, void *data)
 		wlr_xdg_surface_schedule_configure(xview->xdg_surface);
 		return;
 	}
-	cw_view_set_fullscreen(&xview->base, event->fullscreen);
+	set_fullscreen(xview, event->fullscreen);
 }
 
 static void
 handle_set_title(struct wl_listener *listener, void *data)
 {
 	struct cw_xdg_view *xview = wl_container_of(listener, xview, set_title);
-	cw_view_set_title(&xview->base, xview->xdg_surface->toplevel->title);
+	update_title(xview);
 }
 
 static void
 handle_set_app_id(struct wl_listener *listener, void *data)
 {
-	/* Nothing uses the app_id yet; the map log shows it. */
+	/* Nothing uses the app_id yet; the map log shows it (cw_xdg_view_app_id). */
 	(void)listener;
 }
 
@@ -295,8 +412,14 @@ create_toplevel(struct cw_server *server, struct wlr_xdg_surface *xdg_surface)
 		wl_resource_post_no_memory(xdg_surface->resource);
 		return;
 	}
+	/* A guest application's window is framed in its VM's colour, host ones never. */
+	xview->vm = cw_vm_from_client(wl_resource_get_client(xdg_surface->resource));
 	struct cw_frame_colors colors;
-	cw_frame_default_colors(&colors);
+	if (xview->vm != NULL) {
+		cw_vm_frame_colors(xview->vm, &colors);
+	} else {
+		cw_frame_default_colors(&colors);
+	}
 	cw_view_init(&xview->base, server, &xdg_view_impl, &colors);
 	xview->base.surface = xdg_surface->surface;
 	xview->xdg_surface = xdg_surface;
@@ -308,7 +431,7 @@ create_toplevel(struct cw_server *server, struct wlr_xdg_surface *xdg_surface)
 	}
 	/* Popups of this toplevel attach to xdg_surface->data (see create_popup). */
 	xdg_surface->data = &xview->base.overlay->node;
-	cw_view_set_title(&xview->base, xdg_surface->toplevel->title);
+	update_title(xview);
 
 	struct wlr_xdg_toplevel *toplevel = xdg_surface->toplevel;
 	xview->map.notify = handle_map;

@@ -6,11 +6,21 @@
 
 #include "view.h"
 
+struct cw_vm;
+
 /* A Wayland client's xdg toplevel as a crossway window. */
 struct cw_xdg_view {
 	struct cw_view base;
 	struct wlr_xdg_surface *xdg_surface;
 	struct wlr_box geometry; // window geometry last seen on commit
+	/*
+	 * The VM of a guest application's window, NULL for a host client. The
+	 * VM outlives the window: its clients are destroyed before it is freed
+	 * (cw_vm_clients_destroy).
+	 */
+	struct cw_vm *vm;
+	/* A guest's fullscreen request was turned into maximize (see xdg_view.c). */
+	bool fullscreen_as_maximized;
 
 	struct wl_listener map;
 	struct wl_listener unmap;
@@ -28,5 +38,14 @@ struct cw_xdg_view {
 void cw_xdg_view_handle_new_surface(struct wl_listener *listener, void *data);
 /* The view of an xdg toplevel, mapped or not, or NULL. */
 struct cw_view *cw_xdg_view_from_xdg_surface(struct wlr_xdg_surface *xdg_surface);
+/*
+ * The app_id as host-side consumers must see it (logs, and a future
+ * foreign-toplevel list): sanitised, and "NAME:app_id" for a VM's window,
+ * so no guest can pass for a host application. Newly allocated; NULL when
+ * out of memory.
+ */
+char *cw_xdg_view_app_id(const struct cw_xdg_view *xview);
+/* The title the frame shows: "NAME: title" for a VM's window (not sanitised yet). */
+char *cw_xdg_view_title(const struct cw_xdg_view *xview);
 
 #endif

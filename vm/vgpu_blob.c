@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <wlr/util/log.h>
 
@@ -157,6 +158,29 @@ vgpu_resource_create_blob(uint32_t id, const struct vu_guest_memory *mem,
 		vgpu_resource_unref(res);
 		return NULL;
 	}
+	/*
+	 * Kept for host writes into the blob (cross-domain rings): the view is
+	 * read-only. Guest-adjacent entries are merged, so the list is about as
+	 * long as blob_pieces, which the device bounds per VM.
+	 */
+	struct vgpu_backing_entry *copy = calloc(count, sizeof(*copy));
+	if (copy == NULL) {
+		*error = VIRTIO_GPU_RESP_ERR_OUT_OF_MEMORY;
+		vgpu_resource_unref(res);
+		return NULL;
+	}
+	uint32_t merged = 0;
+	for (uint32_t i = 0; i < count; i++) {
+		struct vgpu_backing_entry *last = merged > 0 ? &copy[merged - 1] : NULL;
+		if (last != NULL && last->gpa + last->length == entries[i].gpa &&
+				(uint64_t)last->length + entries[i].length <= UINT32_MAX) {
+			last->length += entries[i].length;
+		} else {
+			copy[merged++] = (struct vgpu_backing_entry){
+				.gpa = entries[i].gpa, .length = entries[i].length};
+		}
+	}
+	vgpu_resource_set_backing(res, copy, merged);
 	res->blob_dmabuf = make_udmabuf(mem, entries, count);
 	return res;
 }
@@ -260,4 +284,142 @@ vgpu_blob_image_create(struct vgpu_resource *blob, uint32_t drm_format, uint32_t
 	image->offset = offset;
 	wlr_buffer_init(&image->base, &blob_image_impl, (int)width, (int)height);
 	return &image->base;
+}
+
+/* --- placeholders: guest blobs sent to the compositor's clients ------------------ */
+
+/*
+ * One placeholder: an empty sealed memfd whose inode stands for a blob.
+ * The registry holds the fd open, so the inode (the key) cannot be reused
+ * for another file while the entry exists.
+ */
+struct placeholder {
+	struct wl_list link; // placeholders
+	dev_t dev;
+	ino_t ino;
+	int fd;
+	const void *owner;          // the exporting device
+	struct vgpu_resource *blob; // what it stands for now (not locked: forgotten at unref)
+};
+
+/* Every device's placeholders: crossway runs all VMs on one event loop thread. */
+static struct wl_list placeholders = {&placeholders, &placeholders};
+
+static void
+placeholder_free(struct placeholder *p)
+{
+	wl_list_remove(&p->link);
+	close(p->fd);
+	free(p);
+}
+
+static struct placeholder *
+placeholder_create(struct vgpu_resource *blob, const void *owner)
+{
+	struct placeholder *p = calloc(1, sizeof(*p));
+	if (p == NULL) {
+		return NULL;
+	}
+	p->fd = memfd_create("crossway-guest-blob", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	struct stat st;
+	/* Sealed empty: a client that maps it instead of importing sees nothing. */
+	if (p->fd < 0 || fcntl(p->fd, F_ADD_SEALS,
+			F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) != 0 ||
+			fstat(p->fd, &st) != 0) {
+		int err = errno;
+		if (p->fd >= 0) {
+			close(p->fd);
+		}
+		free(p);
+		errno = err;
+		return NULL;
+	}
+	p->dev = st.st_dev;
+	p->ino = st.st_ino;
+	p->owner = owner;
+	p->blob = blob;
+	wl_list_insert(&placeholders, &p->link);
+	return p;
+}
+
+int
+vgpu_blob_export_fd(struct vgpu_resource *blob, const void *owner)
+{
+	if (blob == NULL || !blob->blob || blob->unreferenced) {
+		return -EINVAL;
+	}
+	/* One placeholder per blob: every export hands out the same inode. */
+	struct placeholder *p, *found = NULL;
+	wl_list_for_each(p, &placeholders, link) {
+		if (p->blob == blob && p->owner == owner) {
+			found = p;
+			break;
+		}
+	}
+	if (found == NULL) {
+		found = placeholder_create(blob, owner);
+		if (found == NULL) {
+			return errno > 0 ? -errno : -ENOMEM;
+		}
+	}
+	int fd = fcntl(found->fd, F_DUPFD_CLOEXEC, 0);
+	return fd >= 0 ? fd : -errno;
+}
+
+struct vgpu_resource *
+vgpu_blob_import_fd(int fd, const void *owner)
+{
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st) != 0) {
+		return NULL;
+	}
+	struct placeholder *p;
+	wl_list_for_each(p, &placeholders, link) {
+		if (p->dev != st.st_dev || p->ino != st.st_ino) {
+			continue;
+		}
+		/* Another VM's blob is never this VM's client's buffer. */
+		if (p->owner != owner || p->blob == NULL || p->blob->unreferenced) {
+			return NULL;
+		}
+		wlr_buffer_lock(&p->blob->base);
+		return p->blob;
+	}
+	return NULL; // a host file, or a placeholder whose blob is gone
+}
+
+int
+vgpu_blob_replace(struct vgpu_resource *old_blob, struct vgpu_resource *new_blob,
+	const void *owner)
+{
+	if (old_blob == NULL || new_blob == NULL || !old_blob->blob || !new_blob->blob ||
+			old_blob->unreferenced || new_blob->unreferenced) {
+		return -EINVAL;
+	}
+	int moved = 0;
+	struct placeholder *p;
+	wl_list_for_each(p, &placeholders, link) {
+		if (p->blob == old_blob && p->owner == owner) {
+			p->blob = new_blob;
+			moved++;
+		}
+	}
+	return moved;
+}
+
+void
+vgpu_blob_forget(struct vgpu_resource *blob)
+{
+	struct placeholder *p, *tmp;
+	wl_list_for_each_safe(p, tmp, &placeholders, link) {
+		if (p->blob == blob) {
+			placeholder_free(p);
+		}
+	}
+}
+
+unsigned
+vgpu_blob_placeholder_count(void)
+{
+	return (unsigned)wl_list_length(&placeholders);
 }

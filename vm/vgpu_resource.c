@@ -108,6 +108,9 @@ vgpu_resource_unref(struct vgpu_resource *res)
 	wl_list_remove(&res->link);
 	wl_list_init(&res->link);
 	res->unreferenced = true;
+	if (res->blob) {
+		vgpu_blob_forget(res); // no placeholder may import a blob the guest dropped
+	}
 	vgpu_resource_detach_backing(res);
 	wlr_buffer_drop(&res->base);
 }
@@ -214,4 +217,41 @@ vgpu_resource_transfer_to_host(struct vgpu_resource *res, const struct vu_guest_
 		}
 	}
 	return (int64_t)(row_bytes * (uint64_t)rect->height);
+}
+
+uint64_t
+vgpu_resource_guest_size(const struct vgpu_resource *res)
+{
+	return res->blob ? res->blob_size : res->backing_size;
+}
+
+int
+vgpu_resource_write_guest(const struct vgpu_resource *res, const struct vu_guest_memory *mem,
+	uint64_t offset, const void *src, size_t len)
+{
+	uint64_t size = vgpu_resource_guest_size(res);
+	if (offset > size || len > size - offset || offset + len > res->backing_size) {
+		return -EINVAL;
+	}
+	const uint8_t *from = src;
+	while (len > 0) {
+		const struct vgpu_backing_entry *e = find_entry(res, offset);
+		if (e == NULL || mem == NULL) {
+			return -EFAULT;
+		}
+		uint64_t in_entry = offset - e->start;
+		uint64_t chunk = e->length - in_entry;
+		if (chunk > len) {
+			chunk = len;
+		}
+		uint8_t *dst = vu_mem_gpa_to_host(mem, e->gpa + in_entry, chunk);
+		if (dst == NULL) {
+			return -EFAULT; // the guest's memory map changed under the backing
+		}
+		memcpy(dst, from, chunk);
+		from += chunk;
+		offset += chunk;
+		len -= chunk;
+	}
+	return 0;
 }

@@ -47,6 +47,11 @@ struct vgpu_resource {
 	size_t blob_map_size;
 	int blob_dmabuf;       // a udmabuf of the same pages, or -1
 	uint32_t blob_pieces;  // kernel mappings the view takes (adjacent pages merged)
+	/*
+	 * A blob also keeps its guest-physical entries in `backing` (never
+	 * detached by DETACH_BACKING): the view above is read-only, so the host
+	 * writes into a blob (cross-domain rings) through guest memory instead.
+	 */
 };
 
 /* Bounds per blob (QEMU's entry limit; address space, not memory, is spent). */
@@ -110,6 +115,40 @@ struct wlr_buffer *vgpu_blob_image_create(struct vgpu_resource *blob, uint32_t d
  */
 int vgpu_blob_export_fd(struct vgpu_resource *blob, const void *owner);
 struct vgpu_resource *vgpu_blob_import_fd(int fd, const void *owner);
+
+/*
+ * Bytes of guest memory behind the resource that the host may write:
+ * blob_size for a blob, the attached backing's size otherwise.
+ */
+uint64_t vgpu_resource_guest_size(const struct vgpu_resource *res);
+/*
+ * Writes `len` bytes at `offset` of the resource's guest pages (through
+ * its backing entries and the VM's current memory table, never through
+ * the read-only view). Returns 0, -EINVAL if [offset, offset + len) leaves
+ * vgpu_resource_guest_size, or -EFAULT if a page is not guest RAM now.
+ */
+int vgpu_resource_write_guest(const struct vgpu_resource *res, const struct vu_guest_memory *mem,
+	uint64_t offset, const void *src, size_t len);
+
+/*
+ * XDOM_CMD_BLOB_REPLACE: the guest moved a wl_shm pool from `old_blob` to
+ * the larger `new_blob` (wl_shm_pool.resize). Every placeholder of
+ * `old_blob` exported by `owner` now stands for `new_blob`: a later
+ * vgpu_blob_import_fd of the placeholder the compositor already holds
+ * returns `new_blob`, and the placeholder lives as long as `new_blob`
+ * (no longer tied to `old_blob`, which the guest unrefs next). Returns the
+ * number of placeholders moved (0 if `old_blob` was never exported), or
+ * -EINVAL if either is not a live blob.
+ */
+int vgpu_blob_replace(struct vgpu_resource *old_blob, struct vgpu_resource *new_blob,
+	const void *owner);
+/*
+ * Called by vgpu_resource_unref for a blob: the placeholders standing for
+ * it are closed and no longer import (stale).
+ */
+void vgpu_blob_forget(struct vgpu_resource *blob);
+/* Placeholders alive in the registry (all devices): for tests. */
+unsigned vgpu_blob_placeholder_count(void);
 
 /* Whether `rect` lies inside the resource. */
 bool vgpu_resource_contains(const struct vgpu_resource *res, const struct wlr_box *rect);

@@ -1,7 +1,9 @@
 /*
  * The virtio-gpu device of one VM: control and cursor queues, 2D resources,
- * scanouts, fences paced by the compositor's frames. Protocol facts:
- * ../shared/reference/virtio-gpu.md. Every guest value is checked here.
+ * scanouts, fences paced by the compositor's frames, and context types
+ * (capset 5, cross-domain: vm/cross_domain.c runs each context's commands).
+ * Protocol facts: ../shared/reference/virtio-gpu.md. Every guest value is
+ * checked here.
  */
 #define _GNU_SOURCE
 #include "virtio_gpu.h"
@@ -17,6 +19,8 @@
 #include <unistd.h>
 #include <wlr/util/log.h>
 
+#include "cross_domain.h"
+#include "cross_domain_protocol.h"
 #include "edid.h"
 #include "vgpu_resource.h"
 #include "vhost_user.h"
@@ -35,12 +39,40 @@
 #define CURSOR_SIZE 64
 
 
+/*
+ * Fence timelines: Linux signals every earlier fence of the same timeline
+ * with a response, so responses go out in order within one. Without
+ * INFO_RING_IDX every fence is on the global one; with it each (ctx_id,
+ * ring_idx) is its own.
+ */
+#define GLOBAL_TIMELINE UINT64_MAX
+#define CHANNEL_RING_IDX 1 // cross-domain: POLL fences wait for a host message
+
 /* A response held back until its fence may signal (in fence order). */
 struct pending_response {
 	struct wl_list link; // vgpu_device.pending
 	struct vu_chain chain;
 	uint32_t written;
+	uint64_t timeline;
 	uint32_t waiting_scanouts; // bit per scanout whose presentation it awaits
+	bool waiting_poll;         // a channel-ring POLL: waits for one message of its context
+	uint32_t ctx_id;
+};
+
+/*
+ * A guest context. Capset 5 runs a cross-domain engine. Capset 0 is the
+ * context Linux makes for every DRM file when VIRGL is offered (dumb
+ * buffers, PRIME imports): it only tracks attachments, so 2D guests stay
+ * quiet; it has nothing to run SUBMIT_3D on.
+ */
+struct vgpu_context {
+	struct wl_list link; // vgpu_device.contexts
+	struct vgpu_device *device;
+	uint32_t id;
+	uint32_t capset;
+	uint32_t *attached; // resource ids
+	uint32_t attached_count, attached_size;
+	struct xdom_context *xdom; // capset 5 only
 };
 
 struct scanout {
@@ -63,6 +95,8 @@ struct vgpu_device {
 	uint64_t features;
 
 	struct wl_list resources; // vgpu_resource.link
+	struct wl_list contexts;  // vgpu_context.link
+	uint32_t context_count;
 	uint32_t resource_count;
 	uint64_t host_memory;
 	uint64_t blob_memory; // guest pages mapped for blobs (address space, not RAM)
@@ -110,7 +144,7 @@ vgpu_limits_default(struct vgpu_limits *limits)
 	limits->max_blob_memory = 4ull << 30;
 	limits->num_scanouts = 1;
 	limits->config_events = false;
-	limits->contexts = false; // cross-domain: not offered until it is served
+	limits->contexts = true;
 	limits->max_contexts = 64;
 }
 
@@ -131,15 +165,48 @@ fill_response_header(struct virtio_gpu_ctrl_hdr *resp, const struct virtio_gpu_c
 	}
 }
 
-/* Pushes what can go out: responses whose fences and predecessors are done. */
+static bool
+feature_negotiated(const struct vgpu_device *device, unsigned bit)
+{
+	return device->features & (1ull << bit);
+}
+
+static uint64_t
+timeline_of(const struct vgpu_device *device, const struct virtio_gpu_ctrl_hdr *req)
+{
+	if ((le32toh(req->flags) & VIRTIO_GPU_FLAG_INFO_RING_IDX) &&
+			feature_negotiated(device, VIRTIO_GPU_F_CONTEXT_INIT)) {
+		return ((uint64_t)le32toh(req->ctx_id) << 8) | req->ring_idx;
+	}
+	return GLOBAL_TIMELINE;
+}
+
+/* Whether a response still held before `p` is on its timeline. */
+static bool
+timeline_blocked(const struct vgpu_device *device, const struct pending_response *p)
+{
+	const struct pending_response *q;
+	wl_list_for_each(q, &device->pending, link) {
+		if (q == p) {
+			return false;
+		}
+		if (q->timeline == p->timeline) {
+			return true;
+		}
+	}
+	return false;
+}
+
+/* Pushes what can go out: responses whose work and timeline predecessors are done. */
 static void
 release_pending(struct vgpu_device *device)
 {
 	struct pending_response *p, *tmp;
 	bool released = false;
 	wl_list_for_each_safe(p, tmp, &device->pending, link) {
-		if (p->waiting_scanouts != 0) {
-			break; // fences signal in order: later ones wait too
+		/* Fences signal in order per timeline: later ones of it wait too. */
+		if (p->waiting_scanouts != 0 || p->waiting_poll || timeline_blocked(device, p)) {
+			continue;
 		}
 		released = true;
 		if (device->dev != NULL) {
@@ -171,14 +238,28 @@ drop_pending(struct vgpu_device *device)
 	}
 }
 
+static bool
+timeline_busy(const struct vgpu_device *device, uint64_t timeline)
+{
+	const struct pending_response *p;
+	wl_list_for_each(p, &device->pending, link) {
+		if (p->timeline == timeline) {
+			return true;
+		}
+	}
+	return false;
+}
+
 /*
  * Writes the response and returns the chain now, or queues it when it is
- * fenced and must wait for earlier fences or for a frame (waiting_scanouts).
+ * fenced and must wait for earlier fences of its timeline, for a frame
+ * (waiting_scanouts) or for a cross-domain message (waiting_poll). Returns
+ * whether it was held.
  */
-static void
-respond(struct vgpu_device *device, const struct vu_chain *chain,
+static bool
+respond_held(struct vgpu_device *device, const struct vu_chain *chain,
 	const struct virtio_gpu_ctrl_hdr *req, const void *resp, size_t resp_size,
-	uint32_t waiting_scanouts)
+	uint32_t waiting_scanouts, bool waiting_poll)
 {
 	size_t written = vu_chain_write(chain, 0, resp, resp_size);
 	if (written < resp_size) {
@@ -186,25 +267,38 @@ respond(struct vgpu_device *device, const struct vu_chain *chain,
 			resp_size, written);
 	}
 	bool fenced = le32toh(req->flags) & VIRTIO_GPU_FLAG_FENCE;
-	if (!fenced || (waiting_scanouts == 0 && wl_list_empty(&device->pending))) {
+	uint64_t timeline = timeline_of(device, req);
+	if (!fenced || (waiting_scanouts == 0 && !waiting_poll && !timeline_busy(device, timeline))) {
 		vu_dev_push(device->dev, CONTROL_QUEUE, chain, (uint32_t)written);
-		return;
+		return false;
 	}
 	struct pending_response *p = calloc(1, sizeof(*p));
 	if (p == NULL) {
 		/* Better an early fence than a lost response. */
 		vu_dev_push(device->dev, CONTROL_QUEUE, chain, (uint32_t)written);
-		return;
+		return false;
 	}
 	p->chain = *chain;
 	p->written = (uint32_t)written;
+	p->timeline = timeline;
 	p->waiting_scanouts = waiting_scanouts;
+	p->waiting_poll = waiting_poll;
+	p->ctx_id = le32toh(req->ctx_id);
 	wl_list_insert(device->pending.prev, &p->link);
 	if (waiting_scanouts != 0 && !device->present_timer_armed) {
 		/* Armed by the oldest waiting flush, not pushed back by every new one. */
 		wl_event_source_timer_update(device->present_timer, PRESENT_TIMEOUT_MS);
 		device->present_timer_armed = true;
 	}
+	return true;
+}
+
+static void
+respond(struct vgpu_device *device, const struct vu_chain *chain,
+	const struct virtio_gpu_ctrl_hdr *req, const void *resp, size_t resp_size,
+	uint32_t waiting_scanouts)
+{
+	respond_held(device, chain, req, resp, resp_size, waiting_scanouts, false);
 }
 
 static void
@@ -285,17 +379,23 @@ enable_scanout(struct vgpu_device *device, unsigned index, struct vgpu_resource 
 	wlr_buffer_unlock(old);
 }
 
-/* Host heap a resource costs: its copy (2D) and its backing list. */
+/*
+ * Host heap a resource costs: its copy and its backing list (2D). A blob's
+ * merged entry list is bounded with its mappings (VGPU_MAX_BLOB_MAPS), not here.
+ */
 static uint64_t
 resource_host_bytes(const struct vgpu_resource *res)
 {
-	return (res->blob ? 0 : res->data_size) +
-		(uint64_t)res->backing_count * sizeof(struct vgpu_backing_entry);
+	return res->blob ? 0 :
+		res->data_size + (uint64_t)res->backing_count * sizeof(struct vgpu_backing_entry);
 }
+
+static void detach_everywhere(struct vgpu_device *device, uint32_t resource_id);
 
 static void
 destroy_resource(struct vgpu_device *device, struct vgpu_resource *res)
 {
+	detach_everywhere(device, res->id);
 	for (unsigned i = 0; i < device->limits.num_scanouts; i++) {
 		if (device->scanouts[i].resource == res) {
 			disable_scanout(device, i);
@@ -320,6 +420,144 @@ destroy_all_resources(struct vgpu_device *device)
 	struct vgpu_resource *res, *tmp;
 	wl_list_for_each_safe(res, tmp, &device->resources, link) {
 		destroy_resource(device, res);
+	}
+}
+
+
+/* --- contexts ------------------------------------------------------------------ */
+
+static struct vgpu_context *
+find_context(struct vgpu_device *device, uint32_t id)
+{
+	struct vgpu_context *ctx;
+	wl_list_for_each(ctx, &device->contexts, link) {
+		if (ctx->id == id) {
+			return ctx;
+		}
+	}
+	return NULL;
+}
+
+static bool
+context_has(const struct vgpu_context *ctx, uint32_t resource_id)
+{
+	for (uint32_t i = 0; i < ctx->attached_count; i++) {
+		if (ctx->attached[i] == resource_id) {
+			return true;
+		}
+	}
+	return false;
+}
+
+static void
+context_detach(struct vgpu_context *ctx, uint32_t resource_id)
+{
+	for (uint32_t i = 0; i < ctx->attached_count; i++) {
+		if (ctx->attached[i] == resource_id) {
+			ctx->attached[i] = ctx->attached[--ctx->attached_count];
+			return;
+		}
+	}
+}
+
+/* RESOURCE_UNREF (or a reset) detaches the resource from every context. */
+static void
+detach_everywhere(struct vgpu_device *device, uint32_t resource_id)
+{
+	struct vgpu_context *ctx;
+	wl_list_for_each(ctx, &device->contexts, link) {
+		context_detach(ctx, resource_id);
+	}
+}
+
+/* --- what a cross-domain engine asks of its device --- */
+
+static struct vgpu_resource *
+xdom_resource(void *data, uint32_t id)
+{
+	struct vgpu_context *ctx = data;
+	return context_has(ctx, id) ? find_resource(ctx->device, id) : NULL;
+}
+
+static const struct vu_guest_memory *
+xdom_memory(void *data)
+{
+	struct vgpu_context *ctx = data;
+	return ctx->device->dev != NULL ? vu_dev_memory(ctx->device->dev) : NULL;
+}
+
+/* One message reached the channel ring: the context's oldest held POLL may go. */
+static void
+xdom_poll_done(void *data)
+{
+	struct vgpu_context *ctx = data;
+	struct vgpu_device *device = ctx->device;
+	struct pending_response *p;
+	wl_list_for_each(p, &device->pending, link) {
+		if (p->waiting_poll && p->ctx_id == ctx->id) {
+			p->waiting_poll = false;
+			release_pending(device);
+			return;
+		}
+	}
+}
+
+static int
+xdom_connect_wayland(void *data)
+{
+	struct vgpu_context *ctx = data;
+	struct vgpu_device *device = ctx->device;
+	if (device->ops->connect_wayland == NULL) {
+		return -ENOTSUP;
+	}
+	return device->ops->connect_wayland(device->data, ctx->id);
+}
+
+static const struct xdom_ops xdom_ops = {
+	.resource = xdom_resource,
+	.memory = xdom_memory,
+	.poll_done = xdom_poll_done,
+	.connect_wayland = xdom_connect_wayland,
+};
+
+/*
+ * Held POLL responses of the context (or of every context: ctx NULL) go
+ * out now: an early fence beats a descriptor that is never returned.
+ */
+static void
+release_polls(struct vgpu_device *device, struct vgpu_context *ctx)
+{
+	struct vgpu_context *c;
+	wl_list_for_each(c, &device->contexts, link) {
+		if ((ctx == NULL || c == ctx) && c->xdom != NULL) {
+			xdom_context_cancel_polls(c->xdom);
+		}
+	}
+	struct pending_response *p;
+	wl_list_for_each(p, &device->pending, link) {
+		if (ctx == NULL || p->ctx_id == ctx->id) {
+			p->waiting_poll = false;
+		}
+	}
+	release_pending(device);
+}
+
+static void
+destroy_context(struct vgpu_device *device, struct vgpu_context *ctx)
+{
+	xdom_context_destroy(ctx->xdom); // closes its Wayland client
+	wl_list_remove(&ctx->link);
+	device->context_count--;
+	free(ctx->attached);
+	free(ctx);
+}
+
+static void
+destroy_all_contexts(struct vgpu_device *device)
+{
+	struct vgpu_context *ctx, *tmp;
+	wl_list_for_each_safe(ctx, tmp, &device->contexts, link) {
+		destroy_context(device, ctx);
 	}
 }
 
@@ -524,7 +762,7 @@ cmd_detach_backing(struct vgpu_device *device, const struct vu_chain *chain,
 		return;
 	}
 	struct vgpu_resource *res = find_resource(device, le32toh(req.resource_id));
-	if (res == NULL || res->backing == NULL) {
+	if (res == NULL || res->backing == NULL || res->blob) { // a blob's entries are its pages
 		respond_type(device, chain, hdr, res == NULL ?
 			VIRTIO_GPU_RESP_ERR_INVALID_RESOURCE_ID : VIRTIO_GPU_RESP_ERR_UNSPEC);
 		return;
@@ -640,12 +878,6 @@ cmd_resource_flush(struct vgpu_device *device, const struct vu_chain *chain,
 	respond(device, chain, hdr, &resp, sizeof(resp), waiting);
 }
 
-static bool
-feature_negotiated(const struct vgpu_device *device, unsigned bit)
-{
-	return device->features & (1ull << bit);
-}
-
 static void
 cmd_resource_create_blob(struct vgpu_device *device, const struct vu_chain *chain,
 	const struct virtio_gpu_ctrl_hdr *hdr)
@@ -660,8 +892,22 @@ cmd_resource_create_blob(struct vgpu_device *device, const struct vu_chain *chai
 		respond_type(device, chain, hdr, VIRTIO_GPU_RESP_ERR_INVALID_RESOURCE_ID);
 		return;
 	}
-	/* Host blobs need 3D contexts, which this device does not offer. */
-	if (le32toh(req.blob_mem) != VIRTIO_GPU_BLOB_MEM_GUEST || le64toh(req.blob_id) != 0 ||
+	/*
+	 * Host blobs (HOST3D: crosvm's image items and received memory fds,
+	 * named by blob_id) live in host memory the guest maps through a
+	 * host-visible shared-memory region; this device has none (QEMU 7.2's
+	 * vhost-user-gpu-pci offers none), so they are refused. crossway-guest
+	 * uses GUEST blobs and streamed memory instead.
+	 */
+	uint32_t blob_mem = le32toh(req.blob_mem);
+	if (blob_mem == VIRTIO_GPU_BLOB_MEM_HOST3D || blob_mem == VIRTIO_GPU_BLOB_MEM_HOST3D_GUEST) {
+		vgpu_log(device, WLR_ERROR, "RESOURCE_CREATE_BLOB %u: host blob (blob_mem %u, blob_id "
+			"%llu) refused: this device has no host-visible memory to map it", id, blob_mem,
+			(unsigned long long)le64toh(req.blob_id));
+		respond_type(device, chain, hdr, VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
+		return;
+	}
+	if (blob_mem != VIRTIO_GPU_BLOB_MEM_GUEST || le64toh(req.blob_id) != 0 ||
 			count == 0 || count > VGPU_MAX_BACKING_ENTRIES || size == 0 ||
 			size > VGPU_MAX_BLOB_SIZE) {
 		vgpu_log(device, WLR_ERROR, "RESOURCE_CREATE_BLOB: mem %u, %u entries, %llu bytes refused",
@@ -669,7 +915,7 @@ cmd_resource_create_blob(struct vgpu_device *device, const struct vu_chain *chai
 		respond_type(device, chain, hdr, VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
 		return;
 	}
-	/* The entry list is only read here: a blob keeps no host copy and no list. */
+	/* A blob keeps no host copy, only its merged entry list (host writes go through it). */
 	if (!within_budget(device, 0) || device->blob_memory > device->limits.max_blob_memory ||
 			size > device->limits.max_blob_memory - device->blob_memory ||
 			device->blob_maps + count > VGPU_MAX_BLOB_MAPS) {
@@ -769,12 +1015,229 @@ cmd_assign_uuid(struct vgpu_device *device, const struct vu_chain *chain,
 	respond(device, chain, hdr, &resp, sizeof(resp), 0);
 }
 
-/* num_capsets is 0: no capset index or id is valid. */
+/* Capsets answered: cross-domain (index 0) when contexts are offered, else none. */
+static uint32_t
+num_capsets(const struct vgpu_device *device)
+{
+	return device->limits.contexts ? 1 : 0;
+}
+
 static void
-cmd_capset(struct vgpu_device *device, const struct vu_chain *chain,
+cmd_get_capset_info(struct vgpu_device *device, const struct vu_chain *chain,
 	const struct virtio_gpu_ctrl_hdr *hdr)
 {
-	respond_type(device, chain, hdr, VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
+	struct virtio_gpu_get_capset_info req;
+	if (!read_request(device, chain, hdr, &req, sizeof(req))) {
+		return;
+	}
+	if (le32toh(req.capset_index) >= num_capsets(device)) {
+		vgpu_log(device, WLR_ERROR, "GET_CAPSET_INFO: no capset index %u",
+			le32toh(req.capset_index));
+		respond_type(device, chain, hdr, VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
+		return;
+	}
+	struct virtio_gpu_resp_capset_info resp;
+	memset(&resp, 0, sizeof(resp));
+	fill_response_header(&resp.hdr, hdr, VIRTIO_GPU_RESP_OK_CAPSET_INFO);
+	resp.capset_id = htole32(XDOM_CAPSET_ID);
+	resp.capset_max_version = htole32(0);
+	resp.capset_max_size = htole32(XDOM_CAPSET_SIZE);
+	respond(device, chain, hdr, &resp, sizeof(resp), 0);
+}
+
+static void
+cmd_get_capset(struct vgpu_device *device, const struct vu_chain *chain,
+	const struct virtio_gpu_ctrl_hdr *hdr)
+{
+	struct virtio_gpu_get_capset req;
+	if (!read_request(device, chain, hdr, &req, sizeof(req))) {
+		return;
+	}
+	uint32_t id = le32toh(req.capset_id), version = le32toh(req.capset_version);
+	if (num_capsets(device) == 0 || id != XDOM_CAPSET_ID || version != 0) {
+		vgpu_log(device, WLR_ERROR, "GET_CAPSET: no capset %u version %u", id, version);
+		respond_type(device, chain, hdr, VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
+		return;
+	}
+	struct {
+		struct virtio_gpu_ctrl_hdr hdr;
+		uint32_t version, supported_channels, supports_dmabuf, supports_external_gpu_memory;
+	} resp;
+	memset(&resp, 0, sizeof(resp));
+	fill_response_header(&resp.hdr, hdr, VIRTIO_GPU_RESP_OK_CAPSET);
+	resp.version = htole32(XDOM_CAPSET_VERSION);
+	resp.supported_channels = htole32(1u << XDOM_CHANNEL_WAYLAND);
+	/* No dma-bufs from a host allocator, no host-visible memory: guest pages only. */
+	resp.supports_dmabuf = 0;
+	resp.supports_external_gpu_memory = 0;
+	respond(device, chain, hdr, &resp, sizeof(resp), 0);
+}
+
+/* The context named by the header, or NULL after answering ERR_INVALID_CONTEXT_ID. */
+static struct vgpu_context *
+context_or_error(struct vgpu_device *device, const struct vu_chain *chain,
+	const struct virtio_gpu_ctrl_hdr *hdr, const char *what)
+{
+	struct vgpu_context *ctx = find_context(device, le32toh(hdr->ctx_id));
+	if (ctx == NULL) {
+		vgpu_log(device, WLR_ERROR, "%s: no context %u", what, le32toh(hdr->ctx_id));
+		respond_type(device, chain, hdr, VIRTIO_GPU_RESP_ERR_INVALID_CONTEXT_ID);
+	}
+	return ctx;
+}
+
+static void
+cmd_ctx_create(struct vgpu_device *device, const struct vu_chain *chain,
+	const struct virtio_gpu_ctrl_hdr *hdr)
+{
+	struct virtio_gpu_ctx_create req;
+	if (!read_request(device, chain, hdr, &req, sizeof(req))) {
+		return;
+	}
+	uint32_t id = le32toh(hdr->ctx_id), capset = le32toh(req.context_init) & 0xff;
+	if (id == 0 || find_context(device, id) != NULL) {
+		vgpu_log(device, WLR_ERROR, "CTX_CREATE: context id %u is %s", id, id == 0 ? "zero" : "taken");
+		respond_type(device, chain, hdr, VIRTIO_GPU_RESP_ERR_INVALID_CONTEXT_ID);
+		return;
+	}
+	if (capset != XDOM_CAPSET_ID && capset != 0) {
+		vgpu_log(device, WLR_ERROR, "CTX_CREATE %u: capset %u is not offered", id, capset);
+		respond_type(device, chain, hdr, VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
+		return;
+	}
+	if (device->context_count >= device->limits.max_contexts) {
+		vgpu_log(device, WLR_ERROR, "CTX_CREATE %u: the VM has its %u contexts", id,
+			device->limits.max_contexts);
+		respond_type(device, chain, hdr, VIRTIO_GPU_RESP_ERR_OUT_OF_MEMORY);
+		return;
+	}
+	struct vgpu_context *ctx = calloc(1, sizeof(*ctx));
+	if (ctx == NULL) {
+		respond_type(device, chain, hdr, VIRTIO_GPU_RESP_ERR_OUT_OF_MEMORY);
+		return;
+	}
+	ctx->device = device;
+	ctx->id = id;
+	ctx->capset = capset;
+	if (capset == XDOM_CAPSET_ID) {
+		ctx->xdom = xdom_context_create(device->loop, device->name, id, device, &xdom_ops, ctx);
+		if (ctx->xdom == NULL) {
+			free(ctx);
+			respond_type(device, chain, hdr, VIRTIO_GPU_RESP_ERR_OUT_OF_MEMORY);
+			return;
+		}
+	}
+	wl_list_insert(device->contexts.prev, &ctx->link);
+	device->context_count++;
+	respond_type(device, chain, hdr, VIRTIO_GPU_RESP_OK_NODATA);
+}
+
+static void
+cmd_ctx_destroy(struct vgpu_device *device, const struct vu_chain *chain,
+	const struct virtio_gpu_ctrl_hdr *hdr)
+{
+	struct vgpu_context *ctx = context_or_error(device, chain, hdr, "CTX_DESTROY");
+	if (ctx == NULL) {
+		return;
+	}
+	release_polls(device, ctx);
+	destroy_context(device, ctx);
+	respond_type(device, chain, hdr, VIRTIO_GPU_RESP_OK_NODATA);
+}
+
+static void
+cmd_ctx_resource(struct vgpu_device *device, const struct vu_chain *chain,
+	const struct virtio_gpu_ctrl_hdr *hdr)
+{
+	bool attach = le32toh(hdr->type) == VIRTIO_GPU_CMD_CTX_ATTACH_RESOURCE;
+	struct virtio_gpu_ctx_resource req;
+	if (!read_request(device, chain, hdr, &req, sizeof(req))) {
+		return;
+	}
+	struct vgpu_context *ctx = context_or_error(device, chain, hdr,
+		attach ? "CTX_ATTACH_RESOURCE" : "CTX_DETACH_RESOURCE");
+	if (ctx == NULL) {
+		return;
+	}
+	uint32_t id = le32toh(req.resource_id);
+	if (resource_or_error(device, chain, hdr, id) == NULL) {
+		return;
+	}
+	if (!attach) {
+		context_detach(ctx, id);
+	} else if (!context_has(ctx, id)) {
+		if (ctx->attached_count == ctx->attached_size) {
+			/* Never more than the VM's resources: each id is attached once. */
+			uint32_t size = ctx->attached_size == 0 ? 16 : ctx->attached_size * 2;
+			uint32_t *grown = realloc(ctx->attached, size * sizeof(*grown));
+			if (grown == NULL) {
+				respond_type(device, chain, hdr, VIRTIO_GPU_RESP_ERR_OUT_OF_MEMORY);
+				return;
+			}
+			ctx->attached = grown;
+			ctx->attached_size = size;
+		}
+		ctx->attached[ctx->attached_count++] = id;
+	}
+	respond_type(device, chain, hdr, VIRTIO_GPU_RESP_OK_NODATA);
+}
+
+/* Whether the request is a fence on a cross-domain channel ring (POLL's timeline). */
+static bool
+on_channel_ring(const struct vgpu_device *device, const struct virtio_gpu_ctrl_hdr *hdr)
+{
+	uint32_t flags = le32toh(hdr->flags);
+	return (flags & VIRTIO_GPU_FLAG_FENCE) && (flags & VIRTIO_GPU_FLAG_INFO_RING_IDX) &&
+		feature_negotiated(device, VIRTIO_GPU_F_CONTEXT_INIT) &&
+		hdr->ring_idx == CHANNEL_RING_IDX;
+}
+
+static void
+cmd_submit_3d(struct vgpu_device *device, const struct vu_chain *chain,
+	const struct virtio_gpu_ctrl_hdr *hdr)
+{
+	struct virtio_gpu_cmd_submit req;
+	if (!read_request(device, chain, hdr, &req, sizeof(req))) {
+		return;
+	}
+	struct vgpu_context *ctx = context_or_error(device, chain, hdr, "SUBMIT_3D");
+	if (ctx == NULL) {
+		return;
+	}
+	uint32_t size = le32toh(req.size);
+	if (ctx->xdom == NULL || size > XDOM_MAX_SUBMIT_SIZE) {
+		vgpu_log(device, WLR_ERROR, "SUBMIT_3D to context %u: %s", ctx->id, ctx->xdom == NULL ?
+			"a context without a capset runs nothing" : "command buffer over 64 KiB");
+		respond_type(device, chain, hdr, VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
+		return;
+	}
+	/* A host copy: the guest cannot change a command while it is checked and run. */
+	uint8_t *cmds = malloc(size > 0 ? size : 1);
+	if (cmds == NULL) {
+		respond_type(device, chain, hdr, VIRTIO_GPU_RESP_ERR_OUT_OF_MEMORY);
+		return;
+	}
+	if (vu_chain_read(chain, sizeof(req), cmds, size) != size) {
+		vgpu_log(device, WLR_ERROR, "SUBMIT_3D to context %u: %u command bytes announced, "
+			"fewer sent", ctx->id, size);
+		free(cmds);
+		respond_type(device, chain, hdr, VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
+		return;
+	}
+	bool polled = false;
+	int r = xdom_context_submit(ctx->xdom, cmds, size, &polled);
+	free(cmds);
+	if (r < 0) {
+		respond_type(device, chain, hdr, VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
+		return;
+	}
+	struct virtio_gpu_ctrl_hdr resp;
+	fill_response_header(&resp, hdr, VIRTIO_GPU_RESP_OK_NODATA);
+	/* A POLL on the channel ring is answered once one host message is in the ring. */
+	bool wait = polled && on_channel_ring(device, hdr);
+	if (respond_held(device, chain, hdr, &resp, sizeof(resp), 0, wait) && wait) {
+		xdom_context_add_poll(ctx->xdom);
+	}
 }
 
 struct command {
@@ -794,8 +1257,13 @@ static const struct command commands[] = {
 	{VIRTIO_GPU_CMD_SET_SCANOUT, -1, cmd_set_scanout},
 	{VIRTIO_GPU_CMD_TRANSFER_TO_HOST_2D, -1, cmd_transfer_to_host_2d},
 	{VIRTIO_GPU_CMD_RESOURCE_FLUSH, -1, cmd_resource_flush},
-	{VIRTIO_GPU_CMD_GET_CAPSET_INFO, -1, cmd_capset},
-	{VIRTIO_GPU_CMD_GET_CAPSET, -1, cmd_capset},
+	{VIRTIO_GPU_CMD_GET_CAPSET_INFO, -1, cmd_get_capset_info},
+	{VIRTIO_GPU_CMD_GET_CAPSET, -1, cmd_get_capset},
+	{VIRTIO_GPU_CMD_CTX_CREATE, VIRTIO_GPU_F_VIRGL, cmd_ctx_create},
+	{VIRTIO_GPU_CMD_CTX_DESTROY, VIRTIO_GPU_F_VIRGL, cmd_ctx_destroy},
+	{VIRTIO_GPU_CMD_CTX_ATTACH_RESOURCE, VIRTIO_GPU_F_VIRGL, cmd_ctx_resource},
+	{VIRTIO_GPU_CMD_CTX_DETACH_RESOURCE, VIRTIO_GPU_F_VIRGL, cmd_ctx_resource},
+	{VIRTIO_GPU_CMD_SUBMIT_3D, VIRTIO_GPU_F_VIRGL, cmd_submit_3d},
 	{VIRTIO_GPU_CMD_RESOURCE_CREATE_BLOB, VIRTIO_GPU_F_RESOURCE_BLOB, cmd_resource_create_blob},
 	{VIRTIO_GPU_CMD_SET_SCANOUT_BLOB, VIRTIO_GPU_F_RESOURCE_BLOB, cmd_set_scanout_blob},
 	{VIRTIO_GPU_CMD_RESOURCE_ASSIGN_UUID, VIRTIO_GPU_F_RESOURCE_UUID, cmd_assign_uuid},
@@ -921,7 +1389,7 @@ static bool
 get_config(void *data, uint32_t offset, uint8_t *buf, uint32_t size)
 {
 	struct vgpu_device *device = data;
-	if (device->rings_stopped && device->resource_count > 0) {
+	if (device->rings_stopped && (device->resource_count > 0 || device->context_count > 0)) {
 		vgpu_log(device, WLR_INFO, "guest driver restarted: dropping its resources");
 		reset_device_state(device);
 	}
@@ -929,7 +1397,7 @@ get_config(void *data, uint32_t offset, uint8_t *buf, uint32_t size)
 		.events_read = htole32(device->events_read),
 		.events_clear = 0,
 		.num_scanouts = htole32(device->limits.num_scanouts),
-		.num_capsets = 0,
+		.num_capsets = htole32(num_capsets(device)),
 	};
 	if (offset > sizeof(config) || size > sizeof(config) - offset) {
 		return false;
@@ -982,7 +1450,7 @@ queue_stopped(void *data, struct vu_dev *dev, unsigned index)
 		wl_list_for_each(p, &device->pending, link) {
 			p->waiting_scanouts = 0;
 		}
-		release_pending(device);
+		release_polls(device, NULL); // also tells the engines their POLLs are gone
 		device->rings_stopped = true;
 	}
 }
@@ -1043,6 +1511,7 @@ reset_device_state(struct vgpu_device *device)
 			device->resume_idle[i] = NULL;
 		}
 	}
+	destroy_all_contexts(device); // before the resources their rings are
 	destroy_all_resources(device);
 	close_gpu_socket(device);
 	device->events_read = 0;
@@ -1122,6 +1591,7 @@ vgpu_device_create(struct wl_event_loop *loop, const char *name, const char *soc
 	device->data = data;
 	device->gpu_socket = -1;
 	wl_list_init(&device->resources);
+	wl_list_init(&device->contexts);
 	wl_list_init(&device->pending);
 	for (unsigned i = 0; i < VGPU_MAX_SCANOUTS; i++) {
 		device->scanouts[i].display_width = DEFAULT_WIDTH;
@@ -1133,6 +1603,11 @@ vgpu_device_create(struct wl_event_loop *loop, const char *name, const char *soc
 		return NULL;
 	}
 	device->vu_ops = device_ops;
+	if (limits->contexts) {
+		/* Linux gates CONTEXT_INIT (and host blobs) on VIRGL: both are needed. */
+		device->vu_ops.device_features |= (1ull << VIRTIO_GPU_F_VIRGL) |
+			(1ull << VIRTIO_GPU_F_CONTEXT_INIT);
+	}
 	if (limits->config_events) {
 		device->vu_ops.protocol_features |= 1ull << 5; // SLAVE_REQ: the back-end channel
 	}

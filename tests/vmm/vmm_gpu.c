@@ -139,6 +139,11 @@ const char *vmm_gpu_cmd_name(uint32_t type)
 	case VIRTIO_GPU_CMD_RESOURCE_ASSIGN_UUID: return "RESOURCE_ASSIGN_UUID";
 	case VIRTIO_GPU_CMD_RESOURCE_CREATE_BLOB: return "RESOURCE_CREATE_BLOB";
 	case VIRTIO_GPU_CMD_SET_SCANOUT_BLOB: return "SET_SCANOUT_BLOB";
+	case VIRTIO_GPU_CMD_CTX_CREATE: return "CTX_CREATE";
+	case VIRTIO_GPU_CMD_CTX_DESTROY: return "CTX_DESTROY";
+	case VIRTIO_GPU_CMD_CTX_ATTACH_RESOURCE: return "CTX_ATTACH_RESOURCE";
+	case VIRTIO_GPU_CMD_CTX_DETACH_RESOURCE: return "CTX_DETACH_RESOURCE";
+	case VIRTIO_GPU_CMD_SUBMIT_3D: return "SUBMIT_3D";
 	case VIRTIO_GPU_CMD_UPDATE_CURSOR: return "UPDATE_CURSOR";
 	case VIRTIO_GPU_CMD_MOVE_CURSOR: return "MOVE_CURSOR";
 	default: return "UNKNOWN_CMD";
@@ -918,6 +923,26 @@ unsigned vmm_gpu_collect(struct vmm_gpu *gpu)
 		}
 	}
 	return n;
+}
+
+/* For vmm_ctx (vmm_internal.h): asynchronous completion. */
+struct vmm_dev *vmm_gpu_dev(struct vmm_gpu *gpu)
+{
+	return gpu->dev;
+}
+
+int vmm_gpu_drain(struct vmm_gpu *gpu, unsigned q)
+{
+	return drain(gpu, q);
+}
+
+int vmm_gpu_fence_state(const struct vmm_gpu *gpu, uint64_t fence_id)
+{
+	for (const struct vmm_gpu_cmd *c = gpu->cmds; c; c = c->next) {
+		if (c->fenced && c->nowait && c->fence_id == fence_id)
+			return c->done ? 1 : 0;
+	}
+	return -1;
 }
 
 /* ------------------------------------------------------------------ */

@@ -152,4 +152,11 @@ static inline uint64_t vmm_get64(const uint8_t *p)
 	return (uint64_t)vmm_get32(p) | (uint64_t)vmm_get32(p + 4) << 32;
 }
 
+/* vmm_gpu internals for vmm_ctx (asynchronous, out-of-order completion). */
+struct vmm_dev *vmm_gpu_dev(struct vmm_gpu *gpu);
+/* Takes every used entry of queue q (after an interrupt); 0 or -1. */
+int vmm_gpu_drain(struct vmm_gpu *gpu, unsigned q);
+/* A nowait fenced command: 1 answered, 0 in flight, -1 no such command. */
+int vmm_gpu_fence_state(const struct vmm_gpu *gpu, uint64_t fence_id);
+
 #endif

@@ -58,6 +58,15 @@ struct cwg_transport_impl {
 	int (*poll_fd)(struct cwg_transport *transport);
 	int (*dispatch)(struct cwg_transport *transport);
 	void (*destroy)(struct cwg_transport *transport);
+	/*
+	 * Optional (NULL: unsupported, e.g. vhost-user): the virtio-gpu resource
+	 * id behind a dma-buf fd of the guest's GPU driver (DRM: PRIME import +
+	 * RESOURCE_INFO). *handle is released with dmabuf_release after the
+	 * command naming the resource was submitted. -errno if it is not one.
+	 */
+	int (*dmabuf_resource)(struct cwg_context *ctx, int fd, uint32_t *res_id,
+		uint32_t *handle);
+	void (*dmabuf_release)(struct cwg_context *ctx, uint32_t handle);
 };
 
 struct cwg_transport {
@@ -66,5 +75,10 @@ struct cwg_transport {
 
 /* "drm[:/dev/dri/renderD128]" (default) or "vhost-user:SOCKET_PATH". */
 struct cwg_transport *cwg_transport_open(const char *spec);
+
+/* Constructors behind cwg_transport_open (NULL with errno set, after
+ * printing why). transport_vhost_user.c is built only when present. */
+struct cwg_transport *cwg_transport_drm_open(const char *path);
+struct cwg_transport *cwg_transport_vhost_user_open(const char *socket_path);
 
 #endif
