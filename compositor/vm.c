@@ -461,6 +461,7 @@ cw_vms_init(struct cw_server *server, const struct cw_vm_config_list *list)
 		vgpu_limits_default(&limits);
 		limits.num_scanouts = vm->config.outputs;
 		limits.config_events = vm->config.config_events;
+		limits.contexts = !vm->config.no_contexts;
 		if (vm->config.max_resources != 0) {
 			limits.max_resources = vm->config.max_resources;
 		}

@@ -101,6 +101,12 @@ parse_option(struct cw_vm_config *vm, char *option, char *err, size_t err_size)
 			return false;
 		}
 		vm->config_events = strcmp(value, "on") == 0;
+	} else if (strcmp(key, "contexts") == 0) {
+		if (strcmp(value, "on") != 0 && strcmp(value, "off") != 0) {
+			snprintf(err, err_size, "VM %s: contexts is on or off", vm->name);
+			return false;
+		}
+		vm->no_contexts = strcmp(value, "off") == 0;
 	} else if (strcmp(key, "input") == 0) {
 		if (value[0] == '\0' || vm->input_socket_path != NULL) {
 			snprintf(err, err_size, "VM %s: input needs one socket path", vm->name);

@@ -19,6 +19,7 @@ struct cw_vm_config {
 	uint32_t max_resources;        // 0: default
 	uint64_t max_memory_mib;       // 0: default
 	bool config_events;            // send config-change events (not for QEMU 7.2)
+	bool no_contexts;              // contexts=off: no cross-domain (guest app windows)
 };
 
 struct cw_vm_config_list {
@@ -28,7 +29,7 @@ struct cw_vm_config_list {
 
 /*
  * Parses "NAME=SOCKET[,input=SOCKET][,color=#RRGGBB][,outputs=N][,max-resources=N]
- * [,max-memory=MiB][,config-events=on]"
+ * [,max-memory=MiB][,config-events=on][,contexts=off]"
  * and appends it. Returns false with a one-line reason in err.
  */
 bool cw_vm_config_add(struct cw_vm_config_list *list, const char *spec, char *err,

@@ -20,16 +20,17 @@ test_specs(void)
 	CHECK(list.vms[0].outputs == 2);
 	CHECK(list.vms[1].outputs == 1 && !list.vms[1].has_color);
 	CHECK(!list.vms[0].config_events);
-	CHECK(cw_vm_config_add(&list, "ev=/ev.sock,config-events=on", err, sizeof(err)));
-	CHECK(list.count == 3 && list.vms[2].config_events);
+	CHECK(cw_vm_config_add(&list, "ev=/ev.sock,config-events=on,contexts=off", err, sizeof(err)));
+	CHECK(list.count == 3 && list.vms[2].config_events && list.vms[2].no_contexts);
 	free(list.vms[2].socket_path);
 	list.count = 2;
-	CHECK(list.vms[0].input_socket_path == NULL);
+	CHECK(list.vms[0].input_socket_path == NULL && !list.vms[0].no_contexts);
 	CHECK(cw_vm_config_add(&list, "in=/in-gpu.sock,input=/in-input.sock,outputs=1", err,
 		sizeof(err)));
 	CHECK(list.count == 3);
 	CHECK_STR(list.vms[2].socket_path, "/in-gpu.sock");
 	CHECK_STR(list.vms[2].input_socket_path, "/in-input.sock");
+	CHECK(!list.vms[2].no_contexts);
 	free(list.vms[2].socket_path);
 	free(list.vms[2].input_socket_path);
 	list.count = 2;
@@ -42,7 +43,7 @@ test_specs(void)
 		"c=/s,color=red", "c=/s,color=#12345", "c=/s,outputs=0", "c=/s,outputs=17",
 		"c=/s,outputs=-1", "c=/s,wat=1", "c=/s,color", "c=/s,max-memory=0",
 		"work=/other.sock", "other=/run/work.sock", "c=/s,config-events=maybe",
-		"c=/s,input=", "c=/s,input=/s", "c=/s,input=/run/work.sock", "c=/s,input=/i,input=/j",
+		"c=/s,input=", "c=/s,input=/s", "c=/s,input=/run/work.sock", "c=/s,input=/i,input=/j", "c=/s,contexts=maybe",
 		"w2=/run/work.sock,input=/i",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
