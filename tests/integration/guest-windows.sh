@@ -158,6 +158,10 @@ if [ "${CW_INSIDE:-}" = 1 ]; then
 	wait_mapped "b: kbd-b"
 	# ... and a, once raised, covers b's centre: b's bottom-right corner then.
 	bx=$((WIN_X + WIN_W - 10)) by=$((WIN_Y + WIN_H - 10))
+	# The whole desktop against a reference: the host window in crossway's
+	# own frame, each guest window in its VM's colour with its VM's name.
+	shot=$(screenshot guest-desktop)
+	compare_reference "$shot" guest-windows
 	start_input
 	input "move $ax $ay" "click left"
 	wait_for_line "$(client_out kbda)" '^keyboard-enter'
