@@ -29,6 +29,10 @@
 #                      times in a row (the sentinel)
 #     inputled[:S]     the same, first turning CapsLock's LED on through
 #                      every device that has it (virtio-input: status queue)
+#     guestproxy[:S]   XDG_RUNTIME_DIR=/tmp/xdg crossway-guest --transport drm
+#                      --socket wayland-0 (added with --program), bounded by
+#                      S seconds (default 10): its output lines prefixed
+#                      "GTEST guestproxy: ", then "GTEST guestproxy exit=N"
 #     sleep[:S]        sleep S seconds
 #     dmesg            the whole kernel log, lines prefixed "GDMESG "
 #   cwpalette=P[,P...]      kms-pattern palette per card (last one repeats)
@@ -370,6 +374,23 @@ do_rebind() { # [card]
 	done
 }
 
+# crossway-guest (vm/guest/build-static.sh, added with --program) on the
+# render node: what it prints, then its exit status (1: it refused the
+# device; 143: it was still listening when the bound ran out).
+do_guestproxy() { # seconds
+	command -v crossway-guest >/dev/null 2>&1 ||
+		{ failed "guestproxy no /bin/crossway-guest (make-initrd.sh --program)"; return; }
+	mkdir -p /tmp/xdg
+	chmod 700 /tmp/xdg
+	st=0
+	XDG_RUNTIME_DIR=/tmp/xdg timeout "$1" crossway-guest --transport drm --socket wayland-0 \
+		</dev/null >/tmp/guestproxy.out 2>&1 || st=$?
+	while IFS= read -r line || [ -n "$line" ]; do
+		say "guestproxy: $line"
+	done </tmp/guestproxy.out
+	say "guestproxy exit=$st"
+}
+
 oldifs=$IFS
 IFS=,
 set -f
@@ -395,6 +416,7 @@ for step in $plan; do
 	features) print_features ;;
 	input) do_input "${arg:-20}" ;;
 	inputled) do_input "${arg:-20}" led ;;
+	guestproxy) do_guestproxy "${arg:-10}" ;;
 	sleep) sleep "${arg:-1}" ;;
 	dmesg) dmesg | sed 's/^/GDMESG /' ;;
 	*) failed "unknown-step $step" ;;
