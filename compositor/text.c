@@ -45,6 +45,30 @@ utf8_sequence_length(const unsigned char *s)
 	return len;
 }
 
+/* The code point of a valid sequence of `len` bytes. */
+static uint32_t
+utf8_decode(const unsigned char *s, size_t len)
+{
+	static const unsigned char lead_mask[] = {0, 0x7f, 0x1f, 0x0f, 0x07};
+	uint32_t cp = s[0] & lead_mask[len];
+	for (size_t i = 1; i < len; i++) {
+		cp = (cp << 6) | (s[i] & 0x3f);
+	}
+	return cp;
+}
+
+/*
+ * Characters that reorder or break the line could move text around a
+ * title's fixed parts (a VM's "NAME: " prefix): bidi marks, embeddings,
+ * overrides and isolates, and the line and paragraph separators.
+ */
+static bool
+is_layout_control(uint32_t cp)
+{
+	return cp == 0x061c || cp == 0x200e || cp == 0x200f || (cp >= 0x202a && cp <= 0x202e) ||
+		(cp >= 0x2066 && cp <= 0x2069) || cp == 0x2028 || cp == 0x2029;
+}
+
 char *
 cw_text_sanitize(const char *text, size_t max_bytes)
 {
@@ -60,9 +84,9 @@ cw_text_sanitize(const char *text, size_t max_bytes)
 	while (*s != '\0') {
 		size_t len = utf8_sequence_length(s);
 		bool control = len == 1 && (*s < 0x20 || *s == 0x7f);
-		/* C1 controls (U+0080..U+009F) and bidi overrides could disguise a title. */
+		/* C1 controls (U+0080..U+009F) and bidi controls could disguise a title. */
 		bool c1 = len == 2 && s[0] == 0xc2 && s[1] < 0xa0;
-		bool bidi = len == 3 && s[0] == 0xe2 && s[1] == 0x80 && s[2] >= 0xaa && s[2] <= 0xae;
+		bool bidi = len > 1 && is_layout_control(utf8_decode(s, len));
 		if (len == 0 || control || c1 || bidi) {
 			if (o + 1 > max_bytes) {
 				break;

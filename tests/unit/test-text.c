@@ -30,6 +30,13 @@ main(void)
 	/* C1 controls and bidi overrides could disguise a title. */
 	check_sanitize("x\xc2\x85y", 64, "x_y");
 	check_sanitize("evil\xe2\x80\xaetxt.exe", 64, "evil_txt.exe");
+	/* Isolates (U+2066..2069), marks (LRM, RLM, ALM) and separators too. */
+	check_sanitize("a\xe2\x81\xa6" "b\xe2\x81\xa9" "c", 64, "a_b_c");
+	check_sanitize("a\xe2\x80\x8e" "b\xe2\x80\x8f" "c\xd8\x9c" "d", 64, "a_b_c_d");
+	check_sanitize("a\xe2\x80\xa8" "b\xe2\x80\xa9" "c", 64, "a_b_c");
+	/* Other scripts and symbols stay. */
+	check_sanitize("\xd7\xa9\xd7\x9c\xd7\x95\xd7\x9d \xe2\x9c\x93", 64,
+		"\xd7\xa9\xd7\x9c\xd7\x95\xd7\x9d \xe2\x9c\x93");
 	/* Cut on a character boundary, never inside a sequence. */
 	check_sanitize("abc\xe2\x9c\x93", 5, "abc");
 	check_sanitize("abcdef", 3, "abc");
