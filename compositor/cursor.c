@@ -18,9 +18,39 @@
 #include "server.h"
 #include "view.h"
 #include "vm.h"
+#include "vm_client.h"
 #include "vm_input.h"
 
 #define CW_DEFAULT_CURSOR "left_ptr"
+/*
+ * A guest's cursor image may be no larger than this, and its hotspot no
+ * further in: cursors are drawn above everything, frames included, so a
+ * larger one could cover the screen (peers-and-policy.md §2 rule 9).
+ */
+#define CW_GUEST_CURSOR_MAX 256
+
+/*
+ * The cursor surface a VM client set: wlr_cursor follows its commits, so a
+ * guest could grow it after the check. crossway has one seat, so one.
+ */
+static struct {
+	struct cw_seat *seat;
+	struct wlr_surface *surface; // NULL: nothing watched
+	int64_t hotspot_x, hotspot_y; // 64-bit: a guest's offsets add up
+	struct wl_listener commit;
+	struct wl_listener destroy;
+} guest_cursor;
+
+static void
+guest_cursor_unwatch(void)
+{
+	if (guest_cursor.surface == NULL) {
+		return;
+	}
+	wl_list_remove(&guest_cursor.commit.link);
+	wl_list_remove(&guest_cursor.destroy.link);
+	guest_cursor.surface = NULL;
+}
 
 /* What is under layout point (lx, ly): a surface, a frame part, or nothing. */
 struct hit {
@@ -70,8 +100,61 @@ static void
 set_cursor_image(struct cw_seat *seat, const char *name)
 {
 	if (seat->cursor_shown) {
+		guest_cursor_unwatch(); // no guest surface is the cursor any more
 		wlr_xcursor_manager_set_cursor_image(seat->xcursor_manager, name, seat->cursor);
 	}
+}
+
+static bool
+guest_cursor_fits(struct wlr_surface *surface, int64_t hotspot_x, int64_t hotspot_y)
+{
+	const int max = CW_GUEST_CURSOR_MAX;
+	return surface->current.width <= max && surface->current.height <= max &&
+		hotspot_x >= 0 && hotspot_x <= max && hotspot_y >= 0 && hotspot_y <= max;
+}
+
+static void
+guest_cursor_handle_commit(struct wl_listener *listener, void *data)
+{
+	struct wlr_surface *surface = guest_cursor.surface;
+	/* As wlr_cursor does: attaching at (dx, dy) moves the hotspot. */
+	guest_cursor.hotspot_x -= surface->current.dx;
+	guest_cursor.hotspot_y -= surface->current.dy;
+	if (!guest_cursor_fits(surface, guest_cursor.hotspot_x, guest_cursor.hotspot_y)) {
+		wlr_log(WLR_DEBUG, "A guest's cursor grew to %dx%d: default cursor instead",
+			surface->current.width, surface->current.height);
+		set_cursor_image(guest_cursor.seat, CW_DEFAULT_CURSOR); // unwatches
+	}
+}
+
+static void
+guest_cursor_handle_destroy(struct wl_listener *listener, void *data)
+{
+	guest_cursor_unwatch();
+}
+
+/* A VM client's cursor surface: refused if too large now, watched for later. */
+static bool
+guest_cursor_accept(struct cw_seat *seat, struct wlr_surface *surface,
+	int32_t hotspot_x, int32_t hotspot_y)
+{
+	if (surface == NULL) {
+		return true; // hides the cursor over its own surface only
+	}
+	if (!guest_cursor_fits(surface, hotspot_x, hotspot_y)) {
+		wlr_log(WLR_DEBUG, "Refusing a %dx%d guest cursor (hotspot %d,%d)",
+			surface->current.width, surface->current.height, hotspot_x, hotspot_y);
+		return false;
+	}
+	guest_cursor.seat = seat;
+	guest_cursor.surface = surface;
+	guest_cursor.hotspot_x = hotspot_x;
+	guest_cursor.hotspot_y = hotspot_y;
+	guest_cursor.commit.notify = guest_cursor_handle_commit;
+	wl_signal_add(&surface->events.commit, &guest_cursor.commit);
+	guest_cursor.destroy.notify = guest_cursor_handle_destroy;
+	wl_signal_add(&surface->events.destroy, &guest_cursor.destroy);
+	return true;
 }
 
 /* A pointer device was used: from now on the cursor is drawn. */
@@ -449,6 +532,13 @@ handle_request_set_cursor(struct wl_listener *listener, void *data)
 	/* Only the client under the pointer may change it, and not during a grab. */
 	if (event->seat_client != seat->seat->pointer_state.focused_client ||
 			seat->cursor_mode != CW_CURSOR_PASSTHROUGH || !seat->cursor_shown) {
+		return;
+	}
+	guest_cursor_unwatch();
+	struct wl_client *client = event->seat_client->client;
+	if (cw_vm_from_client(client) != NULL &&
+			!guest_cursor_accept(seat, event->surface, event->hotspot_x, event->hotspot_y)) {
+		set_cursor_image(seat, CW_DEFAULT_CURSOR);
 		return;
 	}
 	wlr_cursor_set_surface(seat->cursor, event->surface, event->hotspot_x, event->hotspot_y);

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <wayland-server-core.h>
@@ -21,6 +22,41 @@
 #ifndef CW_VERSION
 #define CW_VERSION "unknown"
 #endif
+
+/* The fd limit crossway started with: the startup command gets it back. */
+static struct rlimit initial_nofile;
+static bool nofile_raised;
+
+/*
+ * Every VM client, guest blob and pipe is an fd of this one process; the
+ * default soft limit (often 1024) is low for a compositor hosting VMs.
+ * Raised to the hard limit, as systemd advises for programs that need
+ * more; what one VM can make crossway hold is bounded far below it.
+ */
+static void
+raise_fd_limit(void)
+{
+	if (getrlimit(RLIMIT_NOFILE, &initial_nofile) != 0) {
+		wlr_log_errno(WLR_ERROR, "getrlimit(RLIMIT_NOFILE)");
+		return;
+	}
+	if (initial_nofile.rlim_cur >= initial_nofile.rlim_max) {
+		wlr_log(WLR_INFO, "fd limit: %llu (already the hard limit)",
+			(unsigned long long)initial_nofile.rlim_cur);
+		return;
+	}
+	struct rlimit raised = {.rlim_cur = initial_nofile.rlim_max,
+		.rlim_max = initial_nofile.rlim_max};
+	if (setrlimit(RLIMIT_NOFILE, &raised) != 0) {
+		wlr_log_errno(WLR_ERROR, "cannot raise the fd limit from %llu to %llu",
+			(unsigned long long)initial_nofile.rlim_cur,
+			(unsigned long long)initial_nofile.rlim_max);
+		return;
+	}
+	nofile_raised = true;
+	wlr_log(WLR_INFO, "fd limit raised from %llu to %llu (the hard limit)",
+		(unsigned long long)initial_nofile.rlim_cur, (unsigned long long)raised.rlim_cur);
+}
 
 struct startup_child {
 	struct cw_server *server;
@@ -71,6 +107,10 @@ spawn_startup_command(const char *command)
 		sigset_t set;
 		sigemptyset(&set);
 		sigprocmask(SIG_SETMASK, &set, NULL);
+		if (nofile_raised) {
+			/* select()-based programs break above 1024: the session gets the old limit. */
+			setrlimit(RLIMIT_NOFILE, &initial_nofile);
+		}
 		setsid();
 		execl("/bin/sh", "/bin/sh", "-c", command, (char *)NULL);
 		_exit(127);
@@ -119,6 +159,7 @@ main(int argc, char *argv[])
 		fprintf(stderr, "crossway: XDG_RUNTIME_DIR is not set\n");
 		return 1;
 	}
+	raise_fd_limit();
 
 	struct cw_vm_config_list vms = {0};
 	if (!load_vm_config(&options, &vms)) {

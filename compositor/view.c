@@ -136,6 +136,23 @@ cw_view_raise(struct cw_view *view)
 }
 
 void
+cw_view_stack_below(struct cw_view *view, struct cw_view *above)
+{
+	if (above == NULL || above == view || !view->mapped || !above->mapped) {
+		return;
+	}
+	/*
+	 * Scene siblings only: a fullscreen window is in a layer of its own,
+	 * above every normal window already.
+	 */
+	if (view->tree->node.parent == above->tree->node.parent) {
+		wlr_scene_node_place_below(&view->tree->node, &above->tree->node);
+	}
+	wl_list_remove(&view->link);
+	wl_list_insert(&above->link, &view->link); // the list is top first
+}
+
+void
 cw_view_move_to(struct cw_view *view, int x, int y)
 {
 	view->x = x;

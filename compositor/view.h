@@ -81,6 +81,8 @@ struct cw_view *cw_view_from_node(struct wlr_scene_node *node);
 
 void cw_view_set_activated(struct cw_view *view, bool activated);
 void cw_view_raise(struct cw_view *view);
+/* Stacks view directly below above (NULL: leaves it where it is). */
+void cw_view_stack_below(struct cw_view *view, struct cw_view *above);
 void cw_view_move_to(struct cw_view *view, int x, int y);
 /* Asks for a new content size within the view's limits; returns the serial. */
 uint32_t cw_view_request_size(struct cw_view *view, int width, int height);

@@ -357,6 +357,12 @@ handle_connect_wayland(void *data, uint32_t ctx_id)
 	return fd;
 }
 
+static uint64_t
+handle_wayland_fds_taken(void *data, uint32_t ctx_id)
+{
+	return cw_vm_client_fds_taken(data, ctx_id);
+}
+
 static const struct vgpu_display_ops display_ops = {
 	.scanout_set = handle_scanout_set,
 	.scanout_damage = handle_scanout_damage,
@@ -364,6 +370,7 @@ static const struct vgpu_display_ops display_ops = {
 	.cursor_move = handle_cursor_move,
 	.connection_changed = handle_connection_changed,
 	.connect_wayland = handle_connect_wayland,
+	.wayland_fds_taken = handle_wayland_fds_taken,
 };
 
 bool

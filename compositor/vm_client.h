@@ -25,6 +25,14 @@ struct cw_vm;
  */
 int cw_vm_client_connect(struct cw_vm *vm, struct wl_display *display, uint32_t ctx_id);
 
+/*
+ * How many fds the newest client of `vm` for context `ctx_id` has taken
+ * from its connection (carried by requests it dispatched), or UINT64_MAX
+ * if there is none. Fds received and not taken by a request stay in
+ * libwayland's connection until the client goes: the device bounds them.
+ */
+uint64_t cw_vm_client_fds_taken(struct cw_vm *vm, uint32_t ctx_id);
+
 /* The VM `client` belongs to, or NULL for a host client. */
 struct cw_vm *cw_vm_from_client(struct wl_client *client);
 

@@ -38,12 +38,29 @@ struct cw_vm_shm {
 	struct wl_listener display_destroy; // the global and this struct go with the display
 };
 
+/*
+ * The pools of one client (CW_VM_SHM_MAX_POOLS at most). Found through its
+ * listener on the client; it outlives the client while pools remain, since
+ * libwayland runs client destroy listeners before destroying resources.
+ */
+struct pool_count {
+	struct wl_listener client_destroy;
+	unsigned pools;
+	bool client_gone;
+};
+
 /* A guest blob seen as a wl_shm_pool. */
 struct cw_vm_shm_pool {
 	struct wl_resource *resource;
+	struct pool_count *count;
 	uint32_t format_mask;       // the wl_shm's formats, copied at creation
 	struct vgpu_resource *blob; // locked: the guest memory behind the pool
-	int fd;                     // the placeholder: a resize imports it again
+	/*
+	 * The placeholder's key (vgpu_blob_import_key): a resize finds the
+	 * successor blob through it. No fd is kept: a guest could otherwise
+	 * make crossway hold one fd per pool.
+	 */
+	uint64_t key;
 	int32_t size;               // as the client declared it; never more than the blob
 };
 
@@ -187,6 +204,12 @@ handle_create_buffer(struct wl_client *client, struct wl_resource *pool_resource
 {
 	struct cw_vm_shm_pool *pool = wl_resource_get_user_data(pool_resource);
 	uint32_t drm_format = drm_from_wl_shm(format);
+	if (pool->blob->unreferenced) {
+		/* Its pages went back to the guest's budget: no new mapping of them. */
+		wl_resource_post_error(pool_resource, WL_SHM_ERROR_INVALID_FD,
+			"the guest freed this pool's memory");
+		return;
+	}
 	if (!format_offered(pool->format_mask, drm_format)) {
 		wl_resource_post_error(pool_resource, WL_SHM_ERROR_INVALID_FORMAT,
 			"invalid format 0x%x", format);
@@ -226,7 +249,7 @@ static struct vgpu_resource *
 find_larger_blob(struct wl_client *client, struct cw_vm_shm_pool *pool, int32_t size)
 {
 	struct cw_vm *vm = cw_vm_from_client(client);
-	struct vgpu_resource *blob = vm != NULL ? vgpu_blob_import_fd(pool->fd, vm->device) : NULL;
+	struct vgpu_resource *blob = vm != NULL ? vgpu_blob_import_key(pool->key, vm->device) : NULL;
 	if (blob != NULL && blob->blob_size < (uint64_t)size) {
 		wlr_buffer_unlock(&blob->base);
 		return NULL;
@@ -242,7 +265,7 @@ handle_resize(struct wl_client *client, struct wl_resource *resource, int32_t si
 		wl_resource_post_error(resource, WL_SHM_ERROR_INVALID_FD, "shrinking pool invalid");
 		return;
 	}
-	if ((uint64_t)size <= pool->blob->blob_size) {
+	if ((uint64_t)size <= pool->blob->blob_size && !pool->blob->unreferenced) {
 		pool->size = size;
 		return;
 	}
@@ -269,21 +292,52 @@ handle_pool_resource_destroy(struct wl_resource *resource)
 {
 	struct cw_vm_shm_pool *pool = wl_resource_get_user_data(resource);
 	wlr_buffer_unlock(&pool->blob->base);
-	close(pool->fd);
+	if (--pool->count->pools == 0 && pool->count->client_gone) {
+		free(pool->count);
+	}
 	free(pool);
+}
+
+static void
+handle_count_client_destroy(struct wl_listener *listener, void *data)
+{
+	struct pool_count *count = wl_container_of(listener, count, client_destroy);
+	wl_list_remove(&count->client_destroy.link);
+	count->client_gone = true;
+	if (count->pools == 0) {
+		free(count);
+	}
+}
+
+/* The client's pool count (made at its first pool), or NULL when out of memory. */
+static struct pool_count *
+pool_count_get(struct wl_client *client)
+{
+	struct wl_listener *listener = wl_client_get_destroy_listener(client,
+		handle_count_client_destroy);
+	if (listener != NULL) {
+		struct pool_count *count = wl_container_of(listener, count, client_destroy);
+		return count;
+	}
+	struct pool_count *count = calloc(1, sizeof(*count));
+	if (count != NULL) {
+		count->client_destroy.notify = handle_count_client_destroy;
+		wl_client_add_destroy_listener(client, &count->client_destroy);
+	}
+	return count;
 }
 
 /* --- wl_shm ----------------------------------------------------------------- */
 
 /* The guest blob `fd` stands for, if it is one of this client's VM; logged if not. */
 static struct vgpu_resource *
-import_blob(struct wl_client *client, int fd)
+import_blob(struct wl_client *client, int fd, uint64_t *key)
 {
 	struct cw_vm *vm = cw_vm_from_client(client);
 	if (vm == NULL) {
 		return NULL; // the filter hides this wl_shm from host clients
 	}
-	struct vgpu_resource *blob = vgpu_blob_import_fd(fd, vm->device);
+	struct vgpu_resource *blob = vgpu_blob_import_fd_key(fd, vm->device, key);
 	if (blob == NULL) {
 		wlr_log(WLR_INFO, "[vm %s] a guest client's shm pool is not a blob of this VM",
 			vm->config.name);
@@ -296,18 +350,31 @@ handle_create_pool(struct wl_client *client, struct wl_resource *shm_resource, u
 	int32_t fd, int32_t size)
 {
 	struct cw_vm_shm *shm = wl_resource_get_user_data(shm_resource);
+	struct pool_count *count = pool_count_get(client);
+	if (count == NULL) {
+		close(fd);
+		wl_client_post_no_memory(client);
+		return;
+	}
+	if (count->pools >= CW_VM_SHM_MAX_POOLS) {
+		close(fd);
+		wl_resource_post_error(shm_resource, WL_SHM_ERROR_INVALID_FD,
+			"more than %d shm pools", CW_VM_SHM_MAX_POOLS);
+		return;
+	}
 	if (size <= 0) {
 		close(fd);
 		wl_resource_post_error(shm_resource, WL_SHM_ERROR_INVALID_STRIDE,
 			"invalid pool size %d", size);
 		return;
 	}
-	struct vgpu_resource *blob = import_blob(client, fd);
+	uint64_t key = 0;
+	struct vgpu_resource *blob = import_blob(client, fd, &key);
+	close(fd); // the key finds the placeholder again
 	if (blob == NULL || (uint64_t)size > blob->blob_size) {
 		if (blob != NULL) {
 			wlr_buffer_unlock(&blob->base);
 		}
-		close(fd);
 		wl_resource_post_error(shm_resource, WL_SHM_ERROR_INVALID_FD,
 			"fd is not guest memory of %d bytes from this VM", size);
 		return;
@@ -320,14 +387,15 @@ handle_create_pool(struct wl_client *client, struct wl_resource *shm_resource, u
 	if (pool == NULL || pool->resource == NULL) {
 		free(pool);
 		wlr_buffer_unlock(&blob->base);
-		close(fd);
 		wl_client_post_no_memory(client);
 		return;
 	}
 	pool->format_mask = shm->format_mask;
 	pool->blob = blob;
-	pool->fd = fd;
+	pool->key = key;
 	pool->size = size;
+	pool->count = count;
+	count->pools++;
 	wl_resource_set_implementation(pool->resource, &pool_impl, pool,
 		handle_pool_resource_destroy);
 }

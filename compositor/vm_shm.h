@@ -23,6 +23,12 @@
 struct cw_vm_shm;
 
 /*
+ * Pools one client may have (a protocol error beyond). A pool keeps no fd,
+ * only a lock on its blob, whose mappings stay charged to the VM.
+ */
+#define CW_VM_SHM_MAX_POOLS 1024
+
+/*
  * Creates the global; it goes with the display (wl_display_destroy, after
  * the clients). Formats: ARGB8888 and XRGB8888, plus the other 32-bit
  * formats of virtio-gpu that `renderer` can texture (NULL: only those two).

@@ -7,12 +7,25 @@
 #include "view.h"
 
 struct cw_vm;
+struct cw_subsurface_watch;
 
 /* A Wayland client's xdg toplevel as a crossway window. */
 struct cw_xdg_view {
 	struct cw_view base;
 	struct wlr_xdg_surface *xdg_surface;
 	struct wlr_box geometry; // window geometry last seen on commit
+	/*
+	 * The window's box in its surface's coordinates: what crossway frames.
+	 * The geometry for a host window; for a VM's, the geometry and every
+	 * pixel of its surface tree, so a guest never draws outside its frame.
+	 */
+	struct wlr_box box;
+	/* A VM window whose surface tree is too large or deep: content hidden. */
+	bool content_refused;
+	/* A VM window: calls back on commits of its subsurfaces. NULL for a host window. */
+	struct cw_subsurface_watch *subsurfaces;
+	/* A VM window's popups (struct cw_xdg_popup), parents before children. */
+	struct wl_list popups;
 	/*
 	 * The VM of a guest application's window, NULL for a host client. The
 	 * VM outlives the window: its clients are destroyed before it is freed

@@ -18,6 +18,7 @@
 #include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -25,6 +26,8 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
+#include <linux/magic.h>
 #include <time.h>
 #include <unistd.h>
 #include <wlr/util/log.h>
@@ -65,7 +68,8 @@ struct write_pipe {
 	int fd; // -1 once the reader went away (the guest's data is then dropped)
 	struct wl_event_source *source; // only while `buf` holds data
 	uint8_t *buf;
-	size_t len;
+	size_t len;   // bytes of `buf` waiting
+	size_t cap;   // its allocation, charged to the VM's budget
 	bool hang_up; // the guest is done: close once `buf` is written
 };
 
@@ -108,7 +112,11 @@ struct xdom_context {
 	struct wl_event_source *wayland_source;
 	bool wayland_hup; // the compositor hung up while we were not reading
 	struct wl_list out; // out_msg.link
-	size_t out_bytes;
+	size_t out_bytes; // data and per-message overhead of `out`
+	unsigned fds_queued; // fds in `out`, not sent yet
+	uint64_t fds_given;  // fds written to the Wayland connection so far
+	struct xdom_budget *budget; // the VM's, or NULL
+	bool ring_error_logged;
 
 	struct wl_list queue; // queued_msg.link, oldest first
 	unsigned queued;
@@ -223,8 +231,12 @@ write_channel(struct xdom_context *ctx, const void *msg, size_t size)
 	int r = ring == NULL ? -ENOENT :
 		vgpu_resource_write_guest(ring, ctx->ops->memory(ctx->data), 0, msg, size);
 	if (r < 0) {
-		xdom_log(ctx, WLR_ERROR, "channel ring %u: a %zu-byte message cannot be written (%s): "
-			"dropped", ctx->channel_ring, size, ring == NULL ? "not attached" : strerror(-r));
+		/* Once per context: a guest that detaches its ring while polling would flood the log. */
+		xdom_log(ctx, ctx->ring_error_logged ? WLR_DEBUG : WLR_ERROR, "channel ring %u: a "
+			"%zu-byte message cannot be written (%s): dropped%s", ctx->channel_ring, size,
+			ring == NULL ? "not attached" : strerror(-r),
+			ctx->ring_error_logged ? "" : " (later ones are not logged)");
+		ctx->ring_error_logged = true;
 		return false;
 	}
 	ctx->polls--;
@@ -351,7 +363,35 @@ xdom_context_cancel_polls(struct xdom_context *ctx)
 	}
 }
 
+/* --- the VM's budget --------------------------------------------------------------------- */
+
+/* Takes `bytes` of the VM's engine memory; false (nothing taken) if that is spent. */
+static bool
+charge(struct xdom_context *ctx, size_t bytes)
+{
+	if (ctx->budget == NULL) {
+		return true;
+	}
+	if (ctx->budget->memory > XDOM_MAX_VM_MEMORY ||
+			bytes > XDOM_MAX_VM_MEMORY - ctx->budget->memory) {
+		return false;
+	}
+	ctx->budget->memory += bytes;
+	return true;
+}
+
+static void
+uncharge(struct xdom_context *ctx, size_t bytes)
+{
+	if (ctx->budget != NULL) {
+		ctx->budget->memory -= bytes;
+	}
+}
+
 /* --- the Wayland connection ----------------------------------------------------------- */
+
+/* What a queued SEND costs besides its data. */
+#define OUT_MSG_OVERHEAD sizeof(struct out_msg)
 
 static void
 close_fds(int *fds, unsigned count)
@@ -364,16 +404,24 @@ close_fds(int *fds, unsigned count)
 }
 
 static void
+out_msg_free(struct xdom_context *ctx, struct out_msg *m)
+{
+	close_fds(m->fds, m->nfds);
+	ctx->fds_queued -= m->nfds;
+	ctx->out_bytes -= m->len - m->off + OUT_MSG_OVERHEAD;
+	uncharge(ctx, m->len + OUT_MSG_OVERHEAD);
+	wl_list_remove(&m->link);
+	free(m->data);
+	free(m);
+}
+
+static void
 free_out(struct xdom_context *ctx)
 {
 	struct out_msg *m, *tmp;
 	wl_list_for_each_safe(m, tmp, &ctx->out, link) {
-		close_fds(m->fds, m->nfds);
-		wl_list_remove(&m->link);
-		free(m->data);
-		free(m);
+		out_msg_free(ctx, m);
 	}
-	ctx->out_bytes = 0;
 }
 
 static void
@@ -422,16 +470,30 @@ flush_out(struct xdom_context *ctx)
 			return;
 		}
 		close_fds(m->fds, m->nfds); // the compositor has its own copies now
+		ctx->fds_given += m->nfds;
+		ctx->fds_queued -= m->nfds;
 		m->nfds = 0;
 		m->off += (size_t)n;
 		ctx->out_bytes -= (size_t)n;
 		if (m->off < m->len) {
 			return;
 		}
-		wl_list_remove(&m->link);
-		free(m->data);
-		free(m);
+		out_msg_free(ctx, m);
 	}
+}
+
+unsigned
+xdom_context_fds_held(const struct xdom_context *ctx)
+{
+	uint64_t held = ctx->fds_queued;
+	if (ctx->wayland_fd >= 0 && ctx->ops->fds_taken != NULL) {
+		/* Given but not taken: they wait in libwayland's connection of that client. */
+		uint64_t taken = ctx->ops->fds_taken(ctx->data);
+		if (taken < ctx->fds_given) {
+			held += ctx->fds_given - taken;
+		}
+	}
+	return held > UINT_MAX ? UINT_MAX : (unsigned)held;
 }
 
 /* Fds the engine may take from the compositor: one RECEIVE at a time, after its streams. */
@@ -491,8 +553,16 @@ classify_fd(int fd, uint64_t *size)
 		int flags = fcntl(fd, F_GETFL);
 		return flags >= 0 && (flags & O_ACCMODE) == O_WRONLY ? FD_WRITE_PIPE : FD_UNKNOWN;
 	}
-	/* memfds, shm files: seekable memory (dma-bufs and sockets are not regular files). */
-	if (S_ISREG(st.st_mode) && lseek(fd, 0, SEEK_CUR) >= 0) {
+	/*
+	 * Memory only: memfds and unlinked shm files (wlroots' keymap is an
+	 * unlinked /dev/shm file), never a file with a name: the engine reads
+	 * what it streams with crossway's rights, and a host file is no
+	 * business of a guest. dma-bufs and sockets are not regular files.
+	 */
+	struct statfs sfs;
+	if (S_ISREG(st.st_mode) && st.st_nlink == 0 && fstatfs(fd, &sfs) == 0 &&
+			(sfs.f_type == TMPFS_MAGIC || sfs.f_type == HUGETLBFS_MAGIC) &&
+			lseek(fd, 0, SEEK_CUR) >= 0) {
 		*size = (uint64_t)st.st_size;
 		return FD_MEMORY;
 	}
@@ -541,8 +611,8 @@ fds_acceptable(struct xdom_context *ctx, const int *fds, unsigned count, enum fd
 	for (unsigned i = 0; i < count; i++) {
 		kinds[i] = classify_fd(fds[i], &sizes[i]);
 		if (kinds[i] == FD_UNKNOWN) {
-			xdom_log(ctx, WLR_ERROR, "RECEIVE: fd %u of %u is neither memory nor a write "
-				"pipe: the message's fds are dropped", i + 1, count);
+			xdom_log(ctx, WLR_ERROR, "RECEIVE: fd %u of %u is neither memory (a memfd or an "
+				"unlinked shm file) nor a write pipe: the message's fds are dropped", i + 1, count);
 			return false;
 		}
 		if (kinds[i] == FD_WRITE_PIPE && ctx->write_count + ++pipes > XDOM_MAX_PIPES) {
@@ -772,6 +842,7 @@ write_pipe_free(struct write_pipe *pipe)
 	}
 	wl_list_remove(&pipe->link);
 	pipe->ctx->write_count--;
+	uncharge(pipe->ctx, pipe->cap);
 	free(pipe->buf);
 	free(pipe);
 }
@@ -788,9 +859,11 @@ write_pipe_break(struct write_pipe *pipe, const char *why)
 	}
 	close(pipe->fd);
 	pipe->fd = -1;
+	uncharge(pipe->ctx, pipe->cap);
 	free(pipe->buf);
 	pipe->buf = NULL;
 	pipe->len = 0;
+	pipe->cap = 0;
 }
 
 /* write() without SIGPIPE: crossway does not ignore it, and the reader may be gone. */
@@ -831,6 +904,12 @@ write_pipe_flush(struct write_pipe *pipe)
 		}
 		memmove(pipe->buf, pipe->buf + n, pipe->len - (size_t)n);
 		pipe->len -= (size_t)n;
+	}
+	if (pipe->len == 0 && pipe->buf != NULL) {
+		free(pipe->buf); // an idle pipe holds no memory
+		pipe->buf = NULL;
+		uncharge(pipe->ctx, pipe->cap);
+		pipe->cap = 0;
 	}
 	if (pipe->len > 0 && pipe->source == NULL) {
 		pipe->source = wl_event_loop_add_fd(pipe->ctx->loop, pipe->fd, WL_EVENT_WRITABLE,
@@ -1136,18 +1215,40 @@ cmd_send(struct xdom_context *ctx, const uint8_t *cmd, size_t size)
 		xdom_log(ctx, WLR_ERROR, "SEND: the context has no open Wayland connection");
 		return -EINVAL;
 	}
-	if (ctx->out_bytes + len > XDOM_MAX_OUT_BUFFER) {
+	if (len == 0) {
+		return 0;
+	}
+	size_t cost = len + OUT_MSG_OVERHEAD;
+	if (ctx->out_bytes + cost > XDOM_MAX_OUT_BUFFER) {
 		xdom_log(ctx, WLR_ERROR, "SEND: the compositor is %zu bytes behind: message refused",
 			ctx->out_bytes);
 		return -EINVAL;
 	}
-	if (len == 0) {
-		return 0;
+	/*
+	 * fds that no Wayland request takes stay in libwayland's connection
+	 * until the client goes (up to about a thousand per client): bounded
+	 * per context and per VM.
+	 */
+	if (count > 0) {
+		unsigned held = xdom_context_fds_held(ctx);
+		unsigned vm_held = ctx->ops->vm_fds_held != NULL ? ctx->ops->vm_fds_held(ctx->data) : held;
+		if (held + count > XDOM_MAX_HELD_FDS || vm_held + count > XDOM_MAX_VM_HELD_FDS) {
+			xdom_log(ctx, WLR_ERROR, "SEND: %u fds refused: %u sent fds of this context (%u of "
+				"the VM) wait for a request to take them (at most %d, and %d)", count, held,
+				vm_held, XDOM_MAX_HELD_FDS, XDOM_MAX_VM_HELD_FDS);
+			return -EINVAL;
+		}
+	}
+	if (!charge(ctx, cost)) {
+		xdom_log(ctx, WLR_ERROR, "SEND: the VM's contexts buffer %u bytes already: message "
+			"refused", XDOM_MAX_VM_MEMORY);
+		return -EINVAL;
 	}
 	struct out_msg *m = calloc(1, sizeof(*m));
 	uint8_t *data = malloc(len);
 	int read_end = -1;
 	if (m == NULL || data == NULL || !send_fds(ctx, &msg, count, m->fds, &read_end)) {
+		uncharge(ctx, cost);
 		free(m);
 		free(data);
 		return -EINVAL;
@@ -1163,7 +1264,8 @@ cmd_send(struct xdom_context *ctx, const uint8_t *cmd, size_t size)
 		ctx->next_read_pipe++;
 	}
 	wl_list_insert(ctx->out.prev, &m->link);
-	ctx->out_bytes += len;
+	ctx->out_bytes += cost;
+	ctx->fds_queued += count;
 	flush_out(ctx);
 	update_wayland_source(ctx);
 	return 0;
@@ -1192,13 +1294,22 @@ write_pipe_append(struct write_pipe *pipe, const uint8_t *data, size_t len)
 		write_pipe_break(pipe, "the reader is too slow");
 		return;
 	}
-	uint8_t *buf = realloc(pipe->buf, pipe->len + len);
-	if (buf == NULL) {
-		write_pipe_break(pipe, "out of memory");
-		return;
+	if (pipe->len + len > pipe->cap) {
+		size_t grow = pipe->len + len - pipe->cap;
+		if (!charge(pipe->ctx, grow)) {
+			write_pipe_break(pipe, "the VM's contexts buffer too much already");
+			return;
+		}
+		uint8_t *buf = realloc(pipe->buf, pipe->len + len);
+		if (buf == NULL) {
+			uncharge(pipe->ctx, grow);
+			write_pipe_break(pipe, "out of memory");
+			return;
+		}
+		pipe->buf = buf;
+		pipe->cap = pipe->len + len;
 	}
-	memcpy(buf + pipe->len, data, len);
-	pipe->buf = buf;
+	memcpy(pipe->buf + pipe->len, data, len);
 	pipe->len += len;
 	write_pipe_flush(pipe);
 }
@@ -1374,6 +1485,12 @@ xdom_context_destroy(struct xdom_context *ctx)
 }
 
 void
+xdom_context_set_budget(struct xdom_context *ctx, struct xdom_budget *budget)
+{
+	ctx->budget = budget;
+}
+
+void
 xdom_context_get_stats(const struct xdom_context *ctx, struct xdom_stats *stats)
 {
 	*stats = (struct xdom_stats){
@@ -1386,6 +1503,7 @@ xdom_context_get_stats(const struct xdom_context *ctx, struct xdom_stats *stats)
 		.wayland_open = ctx->wayland_fd >= 0,
 		.wayland_reading = ctx->wayland_source != NULL && reading_allowed(ctx),
 		.out_bytes = ctx->out_bytes,
+		.fds_held = xdom_context_fds_held(ctx),
 		.messages = ctx->messages,
 	};
 }

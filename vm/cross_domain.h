@@ -42,15 +42,56 @@ struct xdom_ops {
 	 * May be NULL: Wayland channels then fail.
 	 */
 	int (*connect_wayland)(void *data);
+	/*
+	 * How many fds the compositor's client of that connection has taken so
+	 * far: fds that Wayland requests it dispatched carried (libwayland keeps
+	 * every other received fd in its connection until the client goes).
+	 * UINT64_MAX once the client is gone. May be NULL: every fd then counts
+	 * as taken once written to the socket (a peer that reads them itself).
+	 */
+	uint64_t (*fds_taken)(void *data);
+	/*
+	 * fds the VM's contexts together hold in the compositor now (the sum of
+	 * xdom_context_fds_held over them). May be NULL: this context's only.
+	 */
+	unsigned (*vm_fds_held)(void *data);
 };
 
-/* Bounds per context. */
+/*
+ * Memory all cross-domain contexts of one VM buffer together (guest data
+ * waiting for the compositor or for a pipe reader). The device owns it and
+ * hands it to each context (xdom_context_set_budget).
+ */
+struct xdom_budget {
+	size_t memory;
+};
+
+/*
+ * Bounds per context.
+ *
+ * Worst case per context: write pipes XDOM_MAX_PIPES x XDOM_MAX_PIPE_BUFFER
+ * (2 MiB) + XDOM_MAX_OUT_BUFFER (1 MiB, message overhead included) of
+ * guest data, one queued message per read pipe and one RECEIVE (4 KiB
+ * each, 36 KiB), streams read from their fds on demand (no buffer), the
+ * image cache (about 4 KiB). Per VM the buffered guest data of all
+ * contexts is also bounded by XDOM_MAX_VM_MEMORY: at most 16 MiB plus
+ * 16 x 40 KiB with the device's 16 contexts, rather than 16 x 3 MiB.
+ *
+ * fds per context: the Wayland socket, XDOM_MAX_PIPES read and write pipe
+ * ends, the streamed fds of one RECEIVE (XDOM_MAX_IDENTIFIERS), and fds
+ * sent to the compositor that no request has taken yet (SEND of blob
+ * placeholders and pipes: libwayland keeps those in its connection until
+ * a request takes them or the client goes): XDOM_MAX_HELD_FDS, and
+ * XDOM_MAX_VM_HELD_FDS for all contexts of a VM together.
+ */
 #define XDOM_MAX_SUBMIT_SIZE (64u << 10)     // command bytes per SUBMIT_3D
 #define XDOM_MAX_STREAMED_SIZE (16u << 20)   // one streamed memory fd
-#define XDOM_MAX_PIPES 64                    // read pipes, and write pipes
-#define XDOM_MAX_PIPE_BUFFER (1u << 20)      // guest data waiting for a slow pipe reader
-#define XDOM_MAX_OUT_BUFFER (1u << 20)       // guest data waiting for the compositor
+#define XDOM_MAX_PIPE_BUFFER (256u << 10)    // guest data waiting for a slow pipe reader
+#define XDOM_MAX_OUT_BUFFER (1u << 20)       // guest data (+ overhead) waiting for the compositor
 #define XDOM_MAX_IMAGE_CACHE 64              // cached GET_IMAGE_REQUIREMENTS answers
+#define XDOM_MAX_HELD_FDS 128                // sent fds no request has taken yet
+#define XDOM_MAX_VM_HELD_FDS 256             // the same, all contexts of a VM
+#define XDOM_MAX_VM_MEMORY (16u << 20)       // buffered guest data, all contexts of a VM
 
 /*
  * A context `ctx_id` of VM `vm_name` (for logs). `owner` is what the
@@ -61,6 +102,16 @@ struct xdom_context *xdom_context_create(struct wl_event_loop *loop, const char 
 	uint32_t ctx_id, const void *owner, const struct xdom_ops *ops, void *data);
 /* Closes every fd and the Wayland connection; never calls ops. Accepts NULL. */
 void xdom_context_destroy(struct xdom_context *ctx);
+/*
+ * Shares the VM's memory budget (NULL: none; the per-context bounds still
+ * apply). Set before the first command; `budget` outlives the context.
+ */
+void xdom_context_set_budget(struct xdom_context *ctx, struct xdom_budget *budget);
+/*
+ * fds this context sent (or queued) to the compositor that no request has
+ * taken yet (calls ops->fds_taken).
+ */
+unsigned xdom_context_fds_held(const struct xdom_context *ctx);
 
 /*
  * Runs the commands of one SUBMIT_3D buffer (`size` bytes, concatenated
@@ -91,7 +142,8 @@ struct xdom_stats {
 	bool initialized;
 	bool wayland_open;
 	bool wayland_reading;    // the Wayland socket is being read (no back-pressure)
-	size_t out_bytes;        // guest data not yet taken by the compositor
+	size_t out_bytes;        // guest data not yet taken by the compositor, with overhead
+	unsigned fds_held;       // xdom_context_fds_held
 	uint32_t messages;       // messages written into the channel ring so far
 };
 void xdom_context_get_stats(const struct xdom_context *ctx, struct xdom_stats *stats);

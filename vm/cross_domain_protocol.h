@@ -40,6 +40,9 @@
 /* Host-assigned ids of streamed memory items (crossway only). */
 #define XDOM_STREAM_START 0xc0000000u
 
+/* Pipes per context and direction (read, write) the host accepts. */
+#define XDOM_MAX_PIPES 8
+
 /* Magic in the 24-byte INIT's version field: the guest is crossway-guest. */
 #define XDOM_CROSSWAY_VERSION 0x43570001u
 

@@ -266,7 +266,8 @@ vgpu_blob_image_create(struct vgpu_resource *blob, uint32_t drm_format, uint32_t
 	 * The whole image, row by row, must lie inside the blob, and the stride
 	 * stay in the range renderers index with an int.
 	 */
-	if (!blob->blob || width == 0 || height == 0 || width > VGPU_MAX_RESOURCE_DIMENSION ||
+	if (!blob->blob || blob->unreferenced || width == 0 || height == 0 ||
+			width > VGPU_MAX_RESOURCE_DIMENSION ||
 			height > VGPU_MAX_RESOURCE_DIMENSION || stride < (uint64_t)width * 4 ||
 			stride % 4 != 0 || stride > VGPU_MAX_RESOURCE_DIMENSION * 4 ||
 			(uint64_t)offset + (uint64_t)stride * (height - 1) + (uint64_t)width * 4 >
@@ -298,12 +299,14 @@ struct placeholder {
 	dev_t dev;
 	ino_t ino;
 	int fd;
+	uint64_t key;               // never reused (vgpu_blob_import_key)
 	const void *owner;          // the exporting device
 	struct vgpu_resource *blob; // what it stands for now (not locked: forgotten at unref)
 };
 
 /* Every device's placeholders: crossway runs all VMs on one event loop thread. */
 static struct wl_list placeholders = {&placeholders, &placeholders};
+static uint64_t last_key;
 
 static void
 placeholder_free(struct placeholder *p)
@@ -336,6 +339,7 @@ placeholder_create(struct vgpu_resource *blob, const void *owner)
 	}
 	p->dev = st.st_dev;
 	p->ino = st.st_ino;
+	p->key = ++last_key;
 	p->owner = owner;
 	p->blob = blob;
 	wl_list_insert(&placeholders, &p->link);
@@ -366,8 +370,20 @@ vgpu_blob_export_fd(struct vgpu_resource *blob, const void *owner)
 	return fd >= 0 ? fd : -errno;
 }
 
+/* The placeholder's blob, locked, if `owner` exported it and the blob is alive. */
+static struct vgpu_resource *
+placeholder_import(struct placeholder *p, const void *owner)
+{
+	/* Another VM's blob is never this VM's client's buffer. */
+	if (p->owner != owner || p->blob == NULL || p->blob->unreferenced) {
+		return NULL;
+	}
+	wlr_buffer_lock(&p->blob->base);
+	return p->blob;
+}
+
 struct vgpu_resource *
-vgpu_blob_import_fd(int fd, const void *owner)
+vgpu_blob_import_fd_key(int fd, const void *owner, uint64_t *key)
 {
 	struct stat st;
 	if (fd < 0 || fstat(fd, &st) != 0) {
@@ -375,17 +391,33 @@ vgpu_blob_import_fd(int fd, const void *owner)
 	}
 	struct placeholder *p;
 	wl_list_for_each(p, &placeholders, link) {
-		if (p->dev != st.st_dev || p->ino != st.st_ino) {
-			continue;
+		if (p->dev == st.st_dev && p->ino == st.st_ino) {
+			struct vgpu_resource *blob = placeholder_import(p, owner);
+			if (blob != NULL && key != NULL) {
+				*key = p->key;
+			}
+			return blob;
 		}
-		/* Another VM's blob is never this VM's client's buffer. */
-		if (p->owner != owner || p->blob == NULL || p->blob->unreferenced) {
-			return NULL;
-		}
-		wlr_buffer_lock(&p->blob->base);
-		return p->blob;
 	}
 	return NULL; // a host file, or a placeholder whose blob is gone
+}
+
+struct vgpu_resource *
+vgpu_blob_import_fd(int fd, const void *owner)
+{
+	return vgpu_blob_import_fd_key(fd, owner, NULL);
+}
+
+struct vgpu_resource *
+vgpu_blob_import_key(uint64_t key, const void *owner)
+{
+	struct placeholder *p;
+	wl_list_for_each(p, &placeholders, link) {
+		if (p->key == key) {
+			return placeholder_import(p, owner);
+		}
+	}
+	return NULL;
 }
 
 int

@@ -41,6 +41,13 @@ resource_buffer_destroy(struct wlr_buffer *buffer)
 	if (res->blob_dmabuf >= 0) {
 		close(res->blob_dmabuf);
 	}
+	if (res->budget != NULL) {
+		/* The view is unmapped now: only now does the VM get its charge back. */
+		res->budget->blobs--;
+		res->budget->memory -= res->blob_size;
+		res->budget->maps -= res->blob_pieces;
+		vgpu_blob_budget_unref(res->budget);
+	}
 	free(res->backing);
 	free(res->data);
 	free(res);
@@ -100,6 +107,37 @@ vgpu_resource_create_2d(uint32_t id, uint32_t virtio_format, uint32_t width, uin
 	wl_list_init(&res->link);
 	wlr_buffer_init(&res->base, &resource_buffer_impl, (int)width, (int)height);
 	return res;
+}
+
+struct vgpu_blob_budget *
+vgpu_blob_budget_create(void)
+{
+	struct vgpu_blob_budget *budget = calloc(1, sizeof(*budget));
+	if (budget != NULL) {
+		budget->refs = 1;
+	}
+	return budget;
+}
+
+void
+vgpu_blob_budget_unref(struct vgpu_blob_budget *budget)
+{
+	if (budget != NULL && --budget->refs == 0) {
+		free(budget);
+	}
+}
+
+void
+vgpu_blob_charge(struct vgpu_resource *blob, struct vgpu_blob_budget *budget)
+{
+	if (!blob->blob || blob->budget != NULL || budget == NULL) {
+		return;
+	}
+	blob->budget = budget;
+	budget->refs++;
+	budget->blobs++;
+	budget->memory += blob->blob_size;
+	budget->maps += blob->blob_pieces;
 }
 
 void

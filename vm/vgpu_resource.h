@@ -47,6 +47,7 @@ struct vgpu_resource {
 	size_t blob_map_size;
 	int blob_dmabuf;       // a udmabuf of the same pages, or -1
 	uint32_t blob_pieces;  // kernel mappings the view takes (adjacent pages merged)
+	struct vgpu_blob_budget *budget; // charged until the blob's memory goes, or NULL
 	/*
 	 * A blob also keeps its guest-physical entries in `backing` (never
 	 * detached by DETACH_BACKING): the view above is read-only, so the host
@@ -56,6 +57,29 @@ struct vgpu_resource {
 
 /* Bounds per blob (QEMU's entry limit; address space, not memory, is spent). */
 #define VGPU_MAX_BLOB_SIZE (1ull << 30)
+
+/*
+ * What one VM's blobs cost the host: their mapped guest pages, the kernel
+ * mappings of their views (vm.max_map_count is per process) and their
+ * number (each may hold a udmabuf fd). A blob is charged when it is made
+ * and gives its charge back when its memory goes, at its last lock, not at
+ * the guest's RESOURCE_UNREF: the compositor's pools and buffers keep the
+ * view mapped after the guest freed the blob, so that must stay counted.
+ * Refcounted: the device holds one reference and each charged blob one,
+ * so a blob may outlive its device.
+ */
+struct vgpu_blob_budget {
+	unsigned refs;
+	uint32_t blobs;  // charged blobs, live or only locked
+	uint64_t memory; // their guest bytes mapped
+	uint32_t maps;   // their kernel mappings (blob_pieces)
+};
+
+/* A new budget with one reference (the caller's), or NULL when out of memory. */
+struct vgpu_blob_budget *vgpu_blob_budget_create(void);
+void vgpu_blob_budget_unref(struct vgpu_blob_budget *budget);
+/* Charges `blob` (size, pieces, one blob) to `budget` until the blob is destroyed. */
+void vgpu_blob_charge(struct vgpu_resource *blob, struct vgpu_blob_budget *budget);
 
 /* DRM fourcc for a 4-byte virtio-gpu format, or 0 if unsupported. */
 uint32_t vgpu_format_to_drm(uint32_t virtio_format);
@@ -92,7 +116,8 @@ struct vgpu_resource *vgpu_resource_create_blob(uint32_t id, const struct vu_gue
 /*
  * A displayable image inside a blob (SET_SCANOUT_BLOB): format, stride and
  * offset applied to the blob's pages. Holds a lock on the blob. NULL if the
- * layout does not fit the blob.
+ * layout does not fit the blob, or if the guest already freed the blob
+ * (RESOURCE_UNREF): only images made before live on.
  */
 struct wlr_buffer *vgpu_blob_image_create(struct vgpu_resource *blob, uint32_t drm_format,
 	uint32_t width, uint32_t height, uint32_t stride, uint32_t offset);
@@ -115,6 +140,15 @@ struct wlr_buffer *vgpu_blob_image_create(struct vgpu_resource *blob, uint32_t d
  */
 int vgpu_blob_export_fd(struct vgpu_resource *blob, const void *owner);
 struct vgpu_resource *vgpu_blob_import_fd(int fd, const void *owner);
+/*
+ * The same, also giving the placeholder's key: a number never reused, which
+ * vgpu_blob_import_key turns into the blob the placeholder stands for then
+ * (after a vgpu_blob_replace, its successor) without keeping an fd open.
+ * vgpu_blob_import_key returns NULL once the placeholder is gone (its blob
+ * freed by the guest) or if `owner` did not export it.
+ */
+struct vgpu_resource *vgpu_blob_import_fd_key(int fd, const void *owner, uint64_t *key);
+struct vgpu_resource *vgpu_blob_import_key(uint64_t key, const void *owner);
 
 /*
  * Bytes of guest memory behind the resource that the host may write:

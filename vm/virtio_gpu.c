@@ -99,8 +99,14 @@ struct vgpu_device {
 	uint32_t context_count;
 	uint32_t resource_count;
 	uint64_t host_memory;
-	uint64_t blob_memory; // guest pages mapped for blobs (address space, not RAM)
-	uint32_t blob_maps;   // kernel mappings those take (the kernel's count is bounded)
+	/*
+	 * Blobs' guest pages mapped (address space, not RAM), the kernel
+	 * mappings they take (the kernel's count is bounded) and their number:
+	 * charged until a blob's last lock goes, which may be after
+	 * RESOURCE_UNREF (the compositor's pools and buffers keep the view).
+	 */
+	struct vgpu_blob_budget *blob_budget;
+	struct xdom_budget xdom_budget; // buffers of all cross-domain contexts
 	struct scanout scanouts[VGPU_MAX_SCANOUTS];
 	uint32_t events_read; // config space: VIRTIO_GPU_EVENT_DISPLAY
 
@@ -145,7 +151,7 @@ vgpu_limits_default(struct vgpu_limits *limits)
 	limits->num_scanouts = 1;
 	limits->config_events = false;
 	limits->contexts = true;
-	limits->max_contexts = 64;
+	limits->max_contexts = 16;
 }
 
 /* --- responses --------------------------------------------------------------- */
@@ -407,11 +413,8 @@ destroy_resource(struct vgpu_device *device, struct vgpu_resource *res)
 	}
 	device->resource_count--;
 	device->host_memory -= resource_host_bytes(res);
-	if (res->blob) {
-		device->blob_memory -= res->blob_size;
-		device->blob_maps -= res->blob_pieces;
-	}
-	vgpu_resource_unref(res);
+	vgpu_resource_unref(res); // a blob's charge goes with its last lock
+
 }
 
 static void
@@ -513,11 +516,37 @@ xdom_connect_wayland(void *data)
 	return device->ops->connect_wayland(device->data, ctx->id);
 }
 
+static uint64_t
+xdom_fds_taken(void *data)
+{
+	struct vgpu_context *ctx = data;
+	struct vgpu_device *device = ctx->device;
+	/* Without the compositor's count, fds count as taken once sent. */
+	return device->ops->wayland_fds_taken == NULL ? UINT64_MAX :
+		device->ops->wayland_fds_taken(device->data, ctx->id);
+}
+
+static unsigned
+xdom_vm_fds_held(void *data)
+{
+	struct vgpu_context *ctx = data;
+	unsigned held = 0;
+	struct vgpu_context *c;
+	wl_list_for_each(c, &ctx->device->contexts, link) {
+		if (c->xdom != NULL) {
+			held += xdom_context_fds_held(c->xdom);
+		}
+	}
+	return held;
+}
+
 static const struct xdom_ops xdom_ops = {
 	.resource = xdom_resource,
 	.memory = xdom_memory,
 	.poll_done = xdom_poll_done,
 	.connect_wayland = xdom_connect_wayland,
+	.fds_taken = xdom_fds_taken,
+	.vm_fds_held = xdom_vm_fds_held,
 };
 
 /*
@@ -915,11 +944,19 @@ cmd_resource_create_blob(struct vgpu_device *device, const struct vu_chain *chai
 		respond_type(device, chain, hdr, VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
 		return;
 	}
-	/* A blob keeps no host copy, only its merged entry list (host writes go through it). */
-	if (!within_budget(device, 0) || device->blob_memory > device->limits.max_blob_memory ||
-			size > device->limits.max_blob_memory - device->blob_memory ||
-			device->blob_maps + count > VGPU_MAX_BLOB_MAPS) {
-		vgpu_log(device, WLR_ERROR, "RESOURCE_CREATE_BLOB: over the VM's limits");
+	/*
+	 * A blob keeps no host copy, only its merged entry list (host writes go
+	 * through it). Blobs the guest freed but the compositor still holds
+	 * count until they go.
+	 */
+	const struct vgpu_blob_budget *budget = device->blob_budget;
+	if (!within_budget(device, 0) || budget->blobs >= device->limits.max_resources ||
+			budget->memory > device->limits.max_blob_memory ||
+			size > device->limits.max_blob_memory - budget->memory ||
+			budget->maps + count > VGPU_MAX_BLOB_MAPS) {
+		vgpu_log(device, WLR_ERROR, "RESOURCE_CREATE_BLOB: over the VM's limits (%u blobs "
+			"with %llu bytes in %u mappings, freed ones the compositor still shows included)",
+			budget->blobs, (unsigned long long)budget->memory, budget->maps);
 		respond_type(device, chain, hdr, VIRTIO_GPU_RESP_ERR_OUT_OF_MEMORY);
 		return;
 	}
@@ -940,8 +977,7 @@ cmd_resource_create_blob(struct vgpu_device *device, const struct vu_chain *chai
 	}
 	wl_list_insert(&device->resources, &res->link);
 	device->resource_count++;
-	device->blob_memory += res->blob_size;
-	device->blob_maps += res->blob_pieces;
+	vgpu_blob_charge(res, device->blob_budget);
 	respond_type(device, chain, hdr, VIRTIO_GPU_RESP_OK_NODATA);
 }
 
@@ -1126,6 +1162,7 @@ cmd_ctx_create(struct vgpu_device *device, const struct vu_chain *chain,
 			respond_type(device, chain, hdr, VIRTIO_GPU_RESP_ERR_OUT_OF_MEMORY);
 			return;
 		}
+		xdom_context_set_budget(ctx->xdom, &device->xdom_budget);
 	}
 	wl_list_insert(device->contexts.prev, &ctx->link);
 	device->context_count++;
@@ -1205,6 +1242,23 @@ cmd_submit_3d(struct vgpu_device *device, const struct vu_chain *chain,
 		return;
 	}
 	uint32_t size = le32toh(req.size);
+	/*
+	 * A cross-domain context has two rings: 0 (queries, fences signal at
+	 * once) and 1 (POLL fences wait for a message). A fence on any other
+	 * ring was answered OK at once, so a POLL fenced there completed with
+	 * no message in the channel ring and the guest read a stale one.
+	 * crosvm refuses fences on other rings too: refuse the submission
+	 * before running any of its commands (found by vm-contexts).
+	 */
+	if (ctx->xdom != NULL && (le32toh(hdr->flags) & VIRTIO_GPU_FLAG_FENCE) &&
+			(le32toh(hdr->flags) & VIRTIO_GPU_FLAG_INFO_RING_IDX) &&
+			feature_negotiated(device, VIRTIO_GPU_F_CONTEXT_INIT) &&
+			hdr->ring_idx > CHANNEL_RING_IDX) {
+		vgpu_log(device, WLR_ERROR, "SUBMIT_3D to context %u: fence on ring %u (a "
+			"cross-domain context has rings 0 and 1)", ctx->id, hdr->ring_idx);
+		respond_type(device, chain, hdr, VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
+		return;
+	}
 	if (ctx->xdom == NULL || size > XDOM_MAX_SUBMIT_SIZE) {
 		vgpu_log(device, WLR_ERROR, "SUBMIT_3D to context %u: %s", ctx->id, ctx->xdom == NULL ?
 			"a context without a capset runs nothing" : "command buffer over 64 KiB");
@@ -1598,7 +1652,8 @@ vgpu_device_create(struct wl_event_loop *loop, const char *name, const char *soc
 		device->scanouts[i].display_height = DEFAULT_HEIGHT;
 	}
 	device->present_timer = wl_event_loop_add_timer(loop, handle_present_timeout, device);
-	if (device->name == NULL || device->present_timer == NULL) {
+	device->blob_budget = vgpu_blob_budget_create();
+	if (device->name == NULL || device->present_timer == NULL || device->blob_budget == NULL) {
 		vgpu_device_destroy(device);
 		return NULL;
 	}
@@ -1631,6 +1686,7 @@ vgpu_device_destroy(struct vgpu_device *device)
 	if (device->present_timer != NULL) {
 		wl_event_source_remove(device->present_timer);
 	}
+	vgpu_blob_budget_unref(device->blob_budget); // blobs still locked keep it
 	free(device->name);
 	free(device);
 }

@@ -35,7 +35,7 @@ struct vgpu_limits {
 	 * guests whose user space would mistake VIRGL for 3D support.
 	 */
 	bool contexts;
-	uint32_t max_contexts; // live cross-domain contexts per VM
+	uint32_t max_contexts; // live cross-domain contexts per VM (default 16)
 };
 
 /* Implemented by the compositor. `scanout` < num_scanouts. */
@@ -67,6 +67,14 @@ struct vgpu_display_ops {
 	 * that fd (context destroyed, VM gone) ends the client.
 	 */
 	int (*connect_wayland)(void *data, uint32_t ctx_id);
+	/*
+	 * How many fds the newest client connected for context `ctx_id` has
+	 * taken from its connection so far (fds carried by the requests it
+	 * dispatched), or UINT64_MAX if there is none. The device bounds the
+	 * fds it sends that no request takes: libwayland keeps those until the
+	 * client goes. May be NULL: sent fds then count as taken at once.
+	 */
+	uint64_t (*wayland_fds_taken)(void *data, uint32_t ctx_id);
 };
 
 void vgpu_limits_default(struct vgpu_limits *limits);

@@ -9,11 +9,22 @@
  * Options also make it exercise the protocols a compositor mediates for
  * clients: interactive move and resize, pointer locks and confinement,
  * relative motion, xdg-activation tokens and idle inhibition.
+ *
+ * Others make it draw where a window should not (what a hostile guest
+ * would do): a subsurface anywhere (--subsurface-at), a buffer larger than
+ * the window geometry (--buffer-margin), a popup placed anywhere without
+ * constraint adjustments (--popup-at) that may ignore the size it is
+ * configured with (--popup-ignore-configure).
+ *
+ * For benchmarks, --animate redraws the window continuously (paced by frame
+ * callbacks, or as fast as buffers come back) and --animate-for reports
+ * commits, presented frames and the client's own CPU time over a window.
  */
 #define _GNU_SOURCE /* memfd_create */
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -21,7 +32,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <linux/input-event-codes.h>
@@ -30,6 +43,7 @@
 
 #include "idle-inhibit-unstable-v1-client-protocol.h"
 #include "pointer-constraints-unstable-v1-client-protocol.h"
+#include "presentation-time-client-protocol.h"
 #include "relative-pointer-unstable-v1-client-protocol.h"
 #include "xdg-activation-v1-client-protocol.h"
 #include "xdg-decoration-unstable-v1-client-protocol.h"
@@ -47,6 +61,7 @@
 #define POPUP_WIDTH 60
 #define POPUP_HEIGHT 40
 #define POPUP_COLOR 0xff00ffu
+#define CURSOR_COLOR 0x00ffffu
 
 enum decoration_request {
 	DECORATION_NONE,
@@ -61,6 +76,13 @@ enum pointer_constraint_request {
 	CONSTRAINT_CONFINE,
 };
 
+/* --animate: how redraws are paced. */
+enum animate_mode {
+	ANIMATE_NONE,
+	ANIMATE_FRAME, /* one redraw per frame callback */
+	ANIMATE_SPIN,  /* a redraw whenever a buffer is free; no frame callbacks */
+};
+
 struct rect {
 	int x, y, width, height;
 };
@@ -73,7 +95,14 @@ struct options {
 	enum decoration_request decoration;
 	bool subsurface;
 	uint32_t subsurface_color;
+	bool subsurface_rect_set; /* --subsurface-at */
+	struct rect subsurface_rect;
 	bool popup;
+	bool popup_rect_set; /* --popup-at */
+	struct rect popup_rect;
+	bool popup_ignore_configure;
+	int buffer_margin; /* pixels of buffer beyond the window geometry, each side */
+	int cursor_width, cursor_height; /* --cursor; 0: the compositor's cursor */
 	bool maximize;
 	bool fullscreen;
 
@@ -93,6 +122,10 @@ struct options {
 	bool idle_inhibit;
 
 	xkb_keysym_t exit_keysym; /* XKB_KEY_NoSymbol: no exit key */
+
+	enum animate_mode animate;
+	int damage_width, damage_height; /* 0: the whole window */
+	double animate_for;             /* seconds; 0: until killed */
 };
 
 /*
@@ -121,6 +154,41 @@ struct deferred_line {
 	struct deferred_line *next;
 };
 
+/*
+ * --animate: a few buffers mapped for good, redrawn in place. One is
+ * reused once the compositor released it.
+ */
+#define ANIM_BUFFERS 3
+
+struct anim_buffer {
+	struct client *client;
+	struct wl_buffer *wl_buffer; /* NULL: free slot */
+	uint32_t *pixels;
+	size_t size;
+	int width, height;
+	bool busy;
+};
+
+struct anim_feedback {
+	struct client *client;
+	struct wp_presentation_feedback *feedback;
+	struct anim_feedback *next;
+};
+
+struct anim {
+	bool running;   /* started and not stopped */
+	bool want_draw; /* frame mode: a frame callback came (or the start) */
+	struct anim_buffer buffers[ANIM_BUFFERS];
+	struct wl_callback *frame;
+	struct wl_callback *report; /* the sync after the end */
+	struct anim_feedback *feedbacks;
+	uint32_t tick;
+	struct timespec start, end; /* end: only with --animate-for */
+	struct rusage usage;        /* at the start */
+	double seconds, cpu_ms;     /* at the end */
+	uint64_t commits, frame_callbacks, presented, discarded;
+};
+
 struct toplevel_pending {
 	int width, height;
 	bool maximized, fullscreen, activated, resizing;
@@ -147,6 +215,7 @@ struct client {
 	struct zwp_relative_pointer_manager_v1 *relative_pointer_manager;
 	struct xdg_activation_v1 *activation;
 	struct zwp_idle_inhibit_manager_v1 *idle_inhibit_manager;
+	struct wp_presentation *presentation; /* --animate, when offered */
 
 	/* Tied to the current wl_pointer: made and dropped along with it. */
 	struct zwp_locked_pointer_v1 *locked_pointer;
@@ -175,11 +244,14 @@ struct client {
 	struct wl_surface *sub_surface;
 	struct wl_subsurface *subsurface;
 	struct buffer *sub_buffer;
+	struct wl_surface *cursor_surface; /* --cursor */
+	struct buffer *cursor_buffer;
 
 	struct wl_surface *popup_surface;
 	struct xdg_surface *popup_xdg_surface;
 	struct xdg_popup *popup;
 	struct buffer *popup_buffer;
+	int popup_buffer_w, popup_buffer_h;
 	int popup_x, popup_y, popup_w, popup_h;
 
 	struct xdg_activation_token_v1 *activation_token;
@@ -187,6 +259,7 @@ struct client {
 
 	struct buffer *buffers;
 	struct deferred_line *deferred;
+	struct anim anim;
 
 	bool running;
 	int exit_code;
@@ -203,7 +276,19 @@ static void usage(FILE *out)
 		"  --decoration server|client|none\n"
 		"                          request a decoration mode (default none)\n"
 		"  --subsurface RRGGBB     add a 40x40 subsurface at 10,10\n"
+		"  --subsurface-at X,Y,W,H with --subsurface: put it at X,Y (may be negative,\n"
+		"                          outside the window) with size WxH instead\n"
+		"  --buffer-margin N       draw a buffer N pixels larger than the window\n"
+		"                          geometry on every side (in --color; 0..4096)\n"
+		"  --cursor WxH            on pointer enter, set a WxH cursor in 00ffff\n"
+		"                          (hotspot 0,0) and print 'cursor-set W H'\n"
 		"  --popup                 open a 60x40 popup after the first configure\n"
+		"  --popup-at X,Y,W,H      with --popup: ask for a WxH popup at X,Y of the\n"
+		"                          window geometry, with no constraint adjustment;\n"
+		"                          it draws the size it is configured with\n"
+		"  --popup-ignore-configure\n"
+		"                          with --popup: draw the size asked for, whatever\n"
+		"                          the compositor configured\n"
 		"  --maximize              request maximized before mapping\n"
 		"  --fullscreen            request fullscreen before mapping\n"
 		"  --move-on-press         on a left press on the window, ask to be moved\n"
@@ -220,6 +305,17 @@ static void usage(FILE *out)
 		"  --request-token         once mapped, get an activation token and print it\n"
 		"  --idle-inhibit          once mapped, inhibit idling while visible\n"
 		"  --exit-on-key NAME      exit 0 when the key with keysym NAME is pressed\n"
+		"  --animate frame|spin    once mapped, redraw continuously (benchmarks):\n"
+		"                          'frame' redraws on each frame callback, 'spin'\n"
+		"                          whenever one of its 3 buffers is released (no\n"
+		"                          frame callbacks); prints 'animate-start'\n"
+		"  --damage full|WxH       what each redraw repaints and damages: the whole\n"
+		"                          window (default) or a WxH rectangle at its centre\n"
+		"  --animate-for SECONDS   stop redrawing after SECONDS and print 'animate:'\n"
+		"                          with commits, frame callbacks, wp_presentation\n"
+		"                          presented/discarded counts, shown (commits not\n"
+		"                          discarded) and the client's CPU ms over that\n"
+		"                          time; the window stays until killed\n"
 		"  --help                  show this help\n");
 }
 
@@ -356,6 +452,8 @@ static bool takes_value(const char *option)
 	static const char *const with_value[] = {
 		"--color", "--size", "--title", "--app-id", "--decoration", "--subsurface",
 		"--resize-on-press", "--confine-region", "--activate-token", "--exit-on-key",
+		"--animate", "--damage", "--animate-for", "--subsurface-at", "--popup-at",
+		"--buffer-margin", "--cursor",
 	};
 
 	for (size_t i = 0; i < sizeof(with_value) / sizeof(with_value[0]); i++) {
@@ -376,6 +474,22 @@ static bool check_option_combinations(const struct options *opt)
 	}
 	if (opt->confine_region_set && opt->constraint != CONSTRAINT_CONFINE) {
 		fprintf(stderr, PROG ": --confine-region needs --confine-pointer\n");
+		return false;
+	}
+	if ((opt->damage_width > 0 || opt->animate_for > 0) && opt->animate == ANIMATE_NONE) {
+		fprintf(stderr, PROG ": --damage and --animate-for need --animate\n");
+		return false;
+	}
+	if (opt->subsurface_rect_set && !opt->subsurface) {
+		fprintf(stderr, PROG ": --subsurface-at needs --subsurface\n");
+		return false;
+	}
+	if ((opt->popup_rect_set || opt->popup_ignore_configure) && !opt->popup) {
+		fprintf(stderr, PROG ": --popup-at and --popup-ignore-configure need --popup\n");
+		return false;
+	}
+	if (opt->buffer_margin > 0 && opt->animate != ANIMATE_NONE) {
+		fprintf(stderr, PROG ": --buffer-margin and --animate exclude each other\n");
 		return false;
 	}
 	return true;
@@ -454,8 +568,37 @@ static int parse_options(int argc, char **argv, struct options *opt)
 				return 2;
 			}
 			opt->subsurface = true;
+		} else if (strcmp(arg, "--subsurface-at") == 0) {
+			if (!parse_rect(value, &opt->subsurface_rect)) {
+				fprintf(stderr, PROG ": --subsurface-at expects X,Y,W,H with W,H >= 1, "
+					"got '%s'\n", value);
+				return 2;
+			}
+			opt->subsurface_rect_set = true;
+		} else if (strcmp(arg, "--buffer-margin") == 0) {
+			const char *p = value;
+			if (!parse_coordinate(&p, &opt->buffer_margin) || *p != '\0' ||
+					opt->buffer_margin < 0 || opt->buffer_margin > 4096) {
+				fprintf(stderr, PROG ": --buffer-margin expects 0..4096, got '%s'\n", value);
+				return 2;
+			}
+		} else if (strcmp(arg, "--cursor") == 0) {
+			if (!parse_size(value, &opt->cursor_width, &opt->cursor_height)) {
+				fprintf(stderr, PROG ": --cursor expects WxH with 1 <= W,H <= %d, got '%s'\n",
+					MAX_DIMENSION, value);
+				return 2;
+			}
 		} else if (strcmp(arg, "--popup") == 0) {
 			opt->popup = true;
+		} else if (strcmp(arg, "--popup-at") == 0) {
+			if (!parse_rect(value, &opt->popup_rect)) {
+				fprintf(stderr, PROG ": --popup-at expects X,Y,W,H with W,H >= 1, got '%s'\n",
+					value);
+				return 2;
+			}
+			opt->popup_rect_set = true;
+		} else if (strcmp(arg, "--popup-ignore-configure") == 0) {
+			opt->popup_ignore_configure = true;
 		} else if (strcmp(arg, "--maximize") == 0) {
 			opt->maximize = true;
 		} else if (strcmp(arg, "--fullscreen") == 0) {
@@ -505,6 +648,32 @@ static int parse_options(int argc, char **argv, struct options *opt)
 			if (opt->exit_keysym == XKB_KEY_NoSymbol) {
 				fprintf(stderr, PROG ": --exit-on-key expects an XKB keysym name "
 					"(Escape, q, Return), got '%s'\n", value);
+				return 2;
+			}
+		} else if (strcmp(arg, "--animate") == 0) {
+			if (strcmp(value, "frame") == 0) {
+				opt->animate = ANIMATE_FRAME;
+			} else if (strcmp(value, "spin") == 0) {
+				opt->animate = ANIMATE_SPIN;
+			} else {
+				fprintf(stderr, PROG ": --animate expects frame or spin, got '%s'\n", value);
+				return 2;
+			}
+		} else if (strcmp(arg, "--damage") == 0) {
+			if (strcmp(value, "full") == 0) {
+				opt->damage_width = opt->damage_height = 0;
+			} else if (!parse_size(value, &opt->damage_width, &opt->damage_height)) {
+				fprintf(stderr, PROG ": --damage expects full or WxH, got '%s'\n", value);
+				return 2;
+			}
+		} else if (strcmp(arg, "--animate-for") == 0) {
+			char *end;
+			errno = 0;
+			opt->animate_for = strtod(value, &end);
+			if (errno != 0 || end == value || *end != '\0' || !(opt->animate_for > 0) ||
+					opt->animate_for > 86400) {
+				fprintf(stderr, PROG ": --animate-for expects seconds (0 < s <= 86400), "
+					"got '%s'\n", value);
 				return 2;
 			}
 		} else {
@@ -727,6 +896,21 @@ static void popup_destroy(struct client *client)
 	client->popup_buffer = NULL;
 }
 
+/* The size a popup draws: asked for, or (--popup-at) as configured. */
+static void popup_draw_size(struct client *client, int *width, int *height)
+{
+	const struct options *opt = &client->opt;
+
+	*width = opt->popup_rect_set ? opt->popup_rect.width : POPUP_WIDTH;
+	*height = opt->popup_rect_set ? opt->popup_rect.height : POPUP_HEIGHT;
+	if (opt->popup_rect_set && !opt->popup_ignore_configure && client->popup_w > 0 &&
+			client->popup_h > 0 && client->popup_w <= MAX_DIMENSION &&
+			client->popup_h <= MAX_DIMENSION) {
+		*width = client->popup_w;
+		*height = client->popup_h;
+	}
+}
+
 static void popup_surface_configure(void *data, struct xdg_surface *xdg_surface,
 	uint32_t serial)
 {
@@ -734,13 +918,18 @@ static void popup_surface_configure(void *data, struct xdg_surface *xdg_surface,
 	char text[64];
 
 	xdg_surface_ack_configure(xdg_surface, serial);
-	/* The popup never changes size, so it only needs a buffer once. */
-	if (client->popup_buffer == NULL) {
+	int width, height;
+	popup_draw_size(client, &width, &height);
+	/* A new buffer only when the size changes (the default popup never does). */
+	if (client->popup_buffer == NULL || width != client->popup_buffer_w ||
+			height != client->popup_buffer_h) {
 		if (!surface_show_color(client, client->popup_surface, &client->popup_buffer,
-				POPUP_WIDTH, POPUP_HEIGHT, POPUP_COLOR)) {
+				width, height, POPUP_COLOR)) {
 			return;
 		}
-		xdg_surface_set_window_geometry(xdg_surface, 0, 0, POPUP_WIDTH, POPUP_HEIGHT);
+		client->popup_buffer_w = width;
+		client->popup_buffer_h = height;
+		xdg_surface_set_window_geometry(xdg_surface, 0, 0, width, height);
 	}
 	wl_surface_commit(client->popup_surface);
 	snprintf(text, sizeof(text), "popup-configure %d %d %d %d", client->popup_x,
@@ -790,16 +979,29 @@ static void popup_create(struct client *client)
 		fail(client, "cannot create xdg_positioner");
 		return;
 	}
-	xdg_positioner_set_size(positioner, POPUP_WIDTH, POPUP_HEIGHT);
-	/* A 1x1 anchor rect in the bottom-right corner of the window geometry. */
-	xdg_positioner_set_anchor_rect(positioner, client->width - 1, client->height - 1, 1, 1);
-	xdg_positioner_set_anchor(positioner, XDG_POSITIONER_ANCHOR_BOTTOM_RIGHT);
-	xdg_positioner_set_gravity(positioner, XDG_POSITIONER_GRAVITY_BOTTOM_RIGHT);
-	xdg_positioner_set_constraint_adjustment(positioner,
-		XDG_POSITIONER_CONSTRAINT_ADJUSTMENT_SLIDE_X |
-		XDG_POSITIONER_CONSTRAINT_ADJUSTMENT_SLIDE_Y |
-		XDG_POSITIONER_CONSTRAINT_ADJUSTMENT_FLIP_X |
-		XDG_POSITIONER_CONSTRAINT_ADJUSTMENT_FLIP_Y);
+	if (client->opt.popup_rect_set) {
+		/* Exactly where asked: offset from a 1x1 anchor at the geometry's origin. */
+		const struct rect *r = &client->opt.popup_rect;
+		xdg_positioner_set_size(positioner, r->width, r->height);
+		xdg_positioner_set_anchor_rect(positioner, 0, 0, 1, 1);
+		xdg_positioner_set_anchor(positioner, XDG_POSITIONER_ANCHOR_TOP_LEFT);
+		xdg_positioner_set_gravity(positioner, XDG_POSITIONER_GRAVITY_BOTTOM_RIGHT);
+		xdg_positioner_set_offset(positioner, r->x, r->y);
+		xdg_positioner_set_constraint_adjustment(positioner,
+			XDG_POSITIONER_CONSTRAINT_ADJUSTMENT_NONE);
+	} else {
+		xdg_positioner_set_size(positioner, POPUP_WIDTH, POPUP_HEIGHT);
+		/* A 1x1 anchor rect in the bottom-right corner of the window geometry. */
+		xdg_positioner_set_anchor_rect(positioner, client->width - 1, client->height - 1,
+			1, 1);
+		xdg_positioner_set_anchor(positioner, XDG_POSITIONER_ANCHOR_BOTTOM_RIGHT);
+		xdg_positioner_set_gravity(positioner, XDG_POSITIONER_GRAVITY_BOTTOM_RIGHT);
+		xdg_positioner_set_constraint_adjustment(positioner,
+			XDG_POSITIONER_CONSTRAINT_ADJUSTMENT_SLIDE_X |
+			XDG_POSITIONER_CONSTRAINT_ADJUSTMENT_SLIDE_Y |
+			XDG_POSITIONER_CONSTRAINT_ADJUSTMENT_FLIP_X |
+			XDG_POSITIONER_CONSTRAINT_ADJUSTMENT_FLIP_Y);
+	}
 
 	client->popup_surface = wl_compositor_create_surface(client->compositor);
 	if (client->popup_surface != NULL) {
@@ -967,6 +1169,323 @@ static void relative_pointer_destroy(struct client *client)
 	}
 }
 
+/* ---- animation (--animate) ---------------------------------------------- */
+
+static void anim_buffer_free(struct anim_buffer *b)
+{
+	wl_buffer_destroy(b->wl_buffer);
+	munmap(b->pixels, b->size);
+	*b = (struct anim_buffer){ 0 };
+}
+
+static void anim_buffer_release(void *data, struct wl_buffer *wl_buffer)
+{
+	struct anim_buffer *b = data;
+
+	b->busy = false;
+	/* The window was resized since: this size is of no more use. */
+	if (b->width != b->client->width || b->height != b->client->height) {
+		anim_buffer_free(b);
+	}
+}
+
+static const struct wl_buffer_listener anim_buffer_listener = {
+	.release = anim_buffer_release,
+};
+
+static bool anim_buffer_init(struct client *client, struct anim_buffer *b)
+{
+	int width = client->width, height = client->height;
+	int stride = width * 4;
+	size_t size = (size_t)stride * (size_t)height;
+	struct wl_shm_pool *pool;
+	int fd = memfd_create(PROG "-anim", MFD_CLOEXEC);
+
+	if (fd < 0 || ftruncate(fd, (off_t)size) != 0) {
+		fail(client, "cannot make a %dx%d buffer: %s", width, height, strerror(errno));
+		if (fd >= 0) {
+			close(fd);
+		}
+		return false;
+	}
+	b->pixels = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (b->pixels == MAP_FAILED) {
+		fail(client, "cannot map a %dx%d buffer: %s", width, height, strerror(errno));
+		close(fd);
+		b->pixels = NULL;
+		return false;
+	}
+	for (size_t i = 0; i < size / 4; i++) {
+		b->pixels[i] = 0xff000000u | client->opt.color;
+	}
+	pool = wl_shm_create_pool(client->shm, fd, (int32_t)size);
+	close(fd);
+	b->wl_buffer = wl_shm_pool_create_buffer(pool, 0, width, height, stride,
+		WL_SHM_FORMAT_ARGB8888);
+	wl_shm_pool_destroy(pool);
+	wl_buffer_add_listener(b->wl_buffer, &anim_buffer_listener, b);
+	b->client = client;
+	b->size = size;
+	b->width = width;
+	b->height = height;
+	return true;
+}
+
+/* A released buffer of the window's size, or NULL when all are busy. */
+static struct anim_buffer *anim_buffer_get(struct client *client)
+{
+	struct anim_buffer *slot = NULL;
+
+	for (int i = 0; i < ANIM_BUFFERS; i++) {
+		struct anim_buffer *b = &client->anim.buffers[i];
+		if (b->wl_buffer != NULL && !b->busy &&
+				(b->width != client->width || b->height != client->height)) {
+			anim_buffer_free(b);
+		}
+		if (b->wl_buffer != NULL && !b->busy) {
+			return b;
+		}
+		if (b->wl_buffer == NULL && slot == NULL) {
+			slot = b;
+		}
+	}
+	if (slot == NULL || !anim_buffer_init(client, slot)) {
+		return NULL;
+	}
+	return slot;
+}
+
+static void anim_feedback_done(struct anim_feedback *f, bool presented)
+{
+	struct client *client = f->client;
+	struct anim_feedback **link = &client->anim.feedbacks;
+
+	/* Every feedback is of a commit made while animating. */
+	if (presented) {
+		client->anim.presented++;
+	} else {
+		client->anim.discarded++;
+	}
+	while (*link != f) {
+		link = &(*link)->next;
+	}
+	*link = f->next;
+	wp_presentation_feedback_destroy(f->feedback);
+	free(f);
+}
+
+static void anim_feedback_sync_output(void *data,
+	struct wp_presentation_feedback *feedback, struct wl_output *output)
+{
+}
+
+static void anim_feedback_presented(void *data, struct wp_presentation_feedback *feedback,
+	uint32_t tv_sec_hi, uint32_t tv_sec_lo, uint32_t tv_nsec, uint32_t refresh,
+	uint32_t seq_hi, uint32_t seq_lo, uint32_t flags)
+{
+	anim_feedback_done(data, true);
+}
+
+static void anim_feedback_discarded(void *data, struct wp_presentation_feedback *feedback)
+{
+	anim_feedback_done(data, false);
+}
+
+static const struct wp_presentation_feedback_listener anim_feedback_listener = {
+	.sync_output = anim_feedback_sync_output,
+	.presented = anim_feedback_presented,
+	.discarded = anim_feedback_discarded,
+};
+
+static void anim_frame_done(void *data, struct wl_callback *callback, uint32_t time)
+{
+	struct client *client = data;
+
+	wl_callback_destroy(callback);
+	client->anim.frame = NULL;
+	if (client->anim.running) {
+		client->anim.frame_callbacks++;
+		client->anim.want_draw = true;
+	}
+}
+
+static const struct wl_callback_listener anim_frame_listener = {
+	.done = anim_frame_done,
+};
+
+/* Repaints the damage rectangle of a free buffer and commits it. */
+static bool anim_draw(struct client *client)
+{
+	struct anim *anim = &client->anim;
+	struct anim_buffer *b = anim_buffer_get(client);
+	int w = client->opt.damage_width, h = client->opt.damage_height;
+	uint32_t pixel;
+
+	if (b == NULL) {
+		return false;
+	}
+	if (w <= 0 || w > b->width) {
+		w = b->width;
+	}
+	if (h <= 0 || h > b->height) {
+		h = b->height;
+	}
+	int x = (b->width - w) / 2, y = (b->height - h) / 2;
+	anim->tick++;
+	pixel = 0xff000000u | ((client->opt.color + anim->tick * 0x030507u) & 0xffffffu);
+	for (int row = y; row < y + h; row++) {
+		uint32_t *p = b->pixels + (size_t)row * (size_t)b->width + (size_t)x;
+		for (int col = 0; col < w; col++) {
+			p[col] = pixel;
+		}
+	}
+	wl_surface_attach(client->surface, b->wl_buffer, 0, 0);
+	if (client->compositor_version >= WL_SURFACE_DAMAGE_BUFFER_SINCE_VERSION) {
+		wl_surface_damage_buffer(client->surface, x, y, w, h);
+	} else {
+		wl_surface_damage(client->surface, x, y, w, h);
+	}
+	if (client->opt.animate == ANIMATE_FRAME) {
+		anim->frame = wl_surface_frame(client->surface);
+		wl_callback_add_listener(anim->frame, &anim_frame_listener, client);
+	}
+	if (client->presentation != NULL) {
+		struct anim_feedback *f = calloc(1, sizeof(*f));
+		if (f == NULL) {
+			fail(client, "out of memory");
+			return false;
+		}
+		f->client = client;
+		f->feedback = wp_presentation_feedback(client->presentation, client->surface);
+		wp_presentation_feedback_add_listener(f->feedback, &anim_feedback_listener, f);
+		f->next = anim->feedbacks;
+		anim->feedbacks = f;
+	}
+	wl_surface_commit(client->surface);
+	b->busy = true;
+	anim->want_draw = false;
+	anim->commits++;
+	return true;
+}
+
+static double timespec_diff(const struct timespec *a, const struct timespec *b)
+{
+	return (double)(a->tv_sec - b->tv_sec) + (double)(a->tv_nsec - b->tv_nsec) / 1e9;
+}
+
+static double rusage_ms(const struct rusage *r)
+{
+	return (double)(r->ru_utime.tv_sec + r->ru_stime.tv_sec) * 1e3 +
+		(double)(r->ru_utime.tv_usec + r->ru_stime.tv_usec) / 1e3;
+}
+
+static void anim_start(struct client *client)
+{
+	struct anim *anim = &client->anim;
+
+	clock_gettime(CLOCK_MONOTONIC, &anim->start);
+	getrusage(RUSAGE_SELF, &anim->usage);
+	if (client->opt.animate_for > 0) {
+		double s = client->opt.animate_for;
+		anim->end = anim->start;
+		anim->end.tv_sec += (time_t)s;
+		anim->end.tv_nsec += (long)((s - (double)(time_t)s) * 1e9);
+		if (anim->end.tv_nsec >= 1000000000L) {
+			anim->end.tv_sec++;
+			anim->end.tv_nsec -= 1000000000L;
+		}
+	}
+	anim->running = true;
+	anim->want_draw = true;
+	printf("animate-start\n");
+}
+
+static void anim_report(void *data, struct wl_callback *callback, uint32_t serial)
+{
+	struct client *client = data;
+	struct anim *anim = &client->anim;
+
+	wl_callback_destroy(callback);
+	anim->report = NULL;
+	printf("animate: mode=%s size=%dx%d damage=%dx%d seconds=%.3f commits=%llu "
+		"frame_callbacks=%llu presented=%llu discarded=%llu shown=%llu cpu_ms=%.1f\n",
+		client->opt.animate == ANIMATE_FRAME ? "frame" : "spin", client->width,
+		client->height,
+		client->opt.damage_width > 0 ? client->opt.damage_width : client->width,
+		client->opt.damage_height > 0 ? client->opt.damage_height : client->height,
+		anim->seconds, (unsigned long long)anim->commits,
+		(unsigned long long)anim->frame_callbacks, (unsigned long long)anim->presented,
+		(unsigned long long)anim->discarded,
+		(unsigned long long)(anim->commits - anim->discarded), anim->cpu_ms);
+}
+
+static const struct wl_callback_listener anim_report_listener = {
+	.done = anim_report,
+};
+
+/*
+ * At the end of --animate-for: no more redraws. The counts are printed
+ * after a roundtrip, once every commit made is either discarded or was
+ * sampled for an output frame (shown = commits - discarded).
+ */
+static void anim_stop(struct client *client)
+{
+	struct anim *anim = &client->anim;
+	struct timespec now;
+	struct rusage usage;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	getrusage(RUSAGE_SELF, &usage);
+	anim->running = false;
+	anim->seconds = timespec_diff(&now, &anim->start);
+	anim->cpu_ms = rusage_ms(&usage) - rusage_ms(&anim->usage);
+	anim->report = wl_display_sync(client->display);
+	wl_callback_add_listener(anim->report, &anim_report_listener, client);
+}
+
+/* Milliseconds poll may sleep: until the end of --animate-for, or -1. */
+static int anim_timeout(struct client *client)
+{
+	struct timespec now;
+	double left;
+
+	if (!client->anim.running || client->opt.animate_for <= 0) {
+		return -1;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	left = timespec_diff(&client->anim.end, &now);
+	if (left <= 0) {
+		anim_stop(client);
+		return -1;
+	}
+	return (int)(left * 1000) + 1;
+}
+
+static void anim_destroy(struct client *client)
+{
+	struct anim *anim = &client->anim;
+
+	if (anim->frame != NULL) {
+		wl_callback_destroy(anim->frame);
+		anim->frame = NULL;
+	}
+	if (anim->report != NULL) {
+		wl_callback_destroy(anim->report);
+		anim->report = NULL;
+	}
+	while (anim->feedbacks != NULL) {
+		struct anim_feedback *f = anim->feedbacks;
+		anim->feedbacks = f->next;
+		wp_presentation_feedback_destroy(f->feedback);
+		free(f);
+	}
+	for (int i = 0; i < ANIM_BUFFERS; i++) {
+		if (anim->buffers[i].wl_buffer != NULL) {
+			anim_buffer_free(&anim->buffers[i]);
+		}
+	}
+}
+
 /* ---- after mapping: activation and idle inhibition ---------------------- */
 
 static void activation_token_done(void *data, struct xdg_activation_token_v1 *token,
@@ -1034,6 +1553,9 @@ static void idle_inhibitor_create(struct client *client)
  */
 static void window_mapped(struct client *client)
 {
+	if (client->opt.animate != ANIMATE_NONE) {
+		anim_start(client);
+	}
 	if (client->opt.idle_inhibit) {
 		idle_inhibitor_create(client);
 	}
@@ -1085,13 +1607,15 @@ static void window_surface_configure(void *data, struct xdg_surface *xdg_surface
 	}
 	xdg_surface_ack_configure(xdg_surface, serial);
 	if (first || width != client->width || height != client->height) {
-		if (!surface_show_color(client, client->surface, &client->buffer, width, height,
-				client->opt.color)) {
+		/* --buffer-margin: the buffer is larger than the geometry on every side. */
+		int margin = client->opt.buffer_margin;
+		if (!surface_show_color(client, client->surface, &client->buffer,
+				width + 2 * margin, height + 2 * margin, client->opt.color)) {
 			return;
 		}
 		client->width = width;
 		client->height = height;
-		xdg_surface_set_window_geometry(xdg_surface, 0, 0, width, height);
+		xdg_surface_set_window_geometry(xdg_surface, margin, margin, width, height);
 	}
 	/* Commit even without a new buffer so the ack takes effect. */
 	wl_surface_commit(client->surface);
@@ -1229,10 +1753,14 @@ static bool subsurface_create(struct client *client)
 		fail(client, "cannot create the wl_subsurface");
 		return false;
 	}
-	wl_subsurface_set_position(client->subsurface, SUBSURFACE_OFFSET, SUBSURFACE_OFFSET);
+	struct rect r = { SUBSURFACE_OFFSET, SUBSURFACE_OFFSET, SUBSURFACE_SIZE, SUBSURFACE_SIZE };
+	if (client->opt.subsurface_rect_set) {
+		r = client->opt.subsurface_rect;
+	}
+	wl_subsurface_set_position(client->subsurface, r.x, r.y);
 	wl_subsurface_set_desync(client->subsurface);
 	if (!surface_show_color(client, client->sub_surface, &client->sub_buffer,
-			SUBSURFACE_SIZE, SUBSURFACE_SIZE, client->opt.subsurface_color)) {
+			r.width, r.height, client->opt.subsurface_color)) {
 		return false;
 	}
 	/* Becomes visible together with the parent's first buffer. */
@@ -1421,6 +1949,27 @@ static const struct wl_keyboard_listener keyboard_listener = {
 
 /* ---- pointer ------------------------------------------------------------ */
 
+/* --cursor: a solid cursor surface, made on the first enter. */
+static void cursor_set(struct client *client, struct wl_pointer *pointer, uint32_t serial)
+{
+	int width = client->opt.cursor_width, height = client->opt.cursor_height;
+	char text[64];
+
+	if (client->cursor_surface == NULL) {
+		client->cursor_surface = wl_compositor_create_surface(client->compositor);
+		if (client->cursor_surface == NULL ||
+				!surface_show_color(client, client->cursor_surface, &client->cursor_buffer,
+					width, height, CURSOR_COLOR)) {
+			fail(client, "cannot make the cursor surface");
+			return;
+		}
+		wl_surface_commit(client->cursor_surface);
+	}
+	wl_pointer_set_cursor(pointer, serial, client->cursor_surface, 0, 0);
+	snprintf(text, sizeof(text), "cursor-set %d %d", width, height);
+	print_after_sync(client, text);
+}
+
 static void pointer_enter(void *data, struct wl_pointer *pointer, uint32_t serial,
 	struct wl_surface *surface, wl_fixed_t x, wl_fixed_t y)
 {
@@ -1428,6 +1977,9 @@ static void pointer_enter(void *data, struct wl_pointer *pointer, uint32_t seria
 
 	client->pointer_focus = surface;
 	printf("pointer-enter %d %d\n", wl_fixed_to_int(x), wl_fixed_to_int(y));
+	if (client->opt.cursor_width > 0) {
+		cursor_set(client, pointer, serial);
+	}
 }
 
 static void pointer_leave(void *data, struct wl_pointer *pointer, uint32_t serial,
@@ -1666,6 +2218,9 @@ static void registry_global(void *data, struct wl_registry *registry, uint32_t n
 			client->idle_inhibit_manager == NULL && client->opt.idle_inhibit) {
 		client->idle_inhibit_manager = wl_registry_bind(registry, name,
 			&zwp_idle_inhibit_manager_v1_interface, 1);
+	} else if (strcmp(interface, wp_presentation_interface.name) == 0 &&
+			client->presentation == NULL && client->opt.animate != ANIMATE_NONE) {
+		client->presentation = wl_registry_bind(registry, name, &wp_presentation_interface, 1);
 	} else if (strcmp(interface, wl_seat_interface.name) == 0 && client->seat == NULL) {
 		/* Version 5 has pointer frames but not axis_value120. */
 		client->seat_version = min_version(version, 5);
@@ -1782,6 +2337,66 @@ static void handle_display_error(struct client *client)
 	}
 }
 
+/*
+ * wl_display_dispatch, plus redraws: in spin mode a free buffer is drawn
+ * at once (poll does not sleep then), and poll wakes at the end of
+ * --animate-for. Nothing more is queued while the socket is full.
+ */
+static void animate_loop(struct client *client)
+{
+	struct wl_display *display = client->display;
+	bool blocked = false; /* the last flush left bytes queued */
+
+	while (client->running) {
+		bool drew = false;
+		int timeout = anim_timeout(client);
+
+		if (client->anim.running && !blocked &&
+				(client->opt.animate == ANIMATE_SPIN || client->anim.want_draw)) {
+			drew = anim_draw(client);
+		}
+		while (wl_display_prepare_read(display) != 0) {
+			if (wl_display_dispatch_pending(display) == -1) {
+				handle_display_error(client);
+				return;
+			}
+		}
+		short events = POLLIN;
+		blocked = false;
+		if (wl_display_flush(display) == -1) {
+			if (errno != EAGAIN) {
+				wl_display_cancel_read(display);
+				handle_display_error(client);
+				return;
+			}
+			blocked = true;
+			events |= POLLOUT;
+		}
+		if (drew && !blocked && client->opt.animate == ANIMATE_SPIN) {
+			timeout = 0;
+		}
+		struct pollfd pfd = { wl_display_get_fd(display), events, 0 };
+		int r = poll(&pfd, 1, timeout);
+		if (r < 0 && errno != EINTR) {
+			wl_display_cancel_read(display);
+			fail(client, "poll: %s", strerror(errno));
+			return;
+		}
+		if (r > 0 && (pfd.revents & (POLLIN | POLLERR | POLLHUP))) {
+			if (wl_display_read_events(display) == -1) {
+				handle_display_error(client);
+				return;
+			}
+		} else {
+			wl_display_cancel_read(display);
+		}
+		if (wl_display_dispatch_pending(display) == -1) {
+			handle_display_error(client);
+			return;
+		}
+	}
+}
+
 static void deferred_destroy_all(struct client *client)
 {
 	while (client->deferred != NULL) {
@@ -1811,6 +2426,9 @@ static void window_destroy(struct client *client)
 	if (client->sub_surface != NULL) {
 		wl_surface_destroy(client->sub_surface);
 	}
+	if (client->cursor_surface != NULL) {
+		wl_surface_destroy(client->cursor_surface);
+	}
 	if (client->decoration != NULL) {
 		zxdg_toplevel_decoration_v1_destroy(client->decoration);
 	}
@@ -1827,6 +2445,7 @@ static void window_destroy(struct client *client)
 	while (client->buffers != NULL) {
 		buffer_free(client->buffers);
 	}
+	anim_destroy(client);
 }
 
 static void client_destroy(struct client *client)
@@ -1856,6 +2475,9 @@ static void client_destroy(struct client *client)
 	}
 	if (client->idle_inhibit_manager != NULL) {
 		zwp_idle_inhibit_manager_v1_destroy(client->idle_inhibit_manager);
+	}
+	if (client->presentation != NULL) {
+		wp_presentation_destroy(client->presentation);
 	}
 	if (client->wm_base != NULL) {
 		xdg_wm_base_destroy(client->wm_base);
@@ -1925,6 +2547,9 @@ int main(int argc, char **argv)
 	}
 
 	if (client_connect(&client) && window_create(&client)) {
+		if (client.opt.animate != ANIMATE_NONE) {
+			animate_loop(&client);
+		}
 		while (client.running) {
 			if (wl_display_dispatch(client.display) == -1) {
 				handle_display_error(&client);

@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <wayland-server-core.h>
+#include <wlr/util/log.h>
 
 #include "check.h"
 #include "cross_domain.h"
@@ -815,6 +816,167 @@ test_ring_bounds(void)
 	xdom_context_destroy(ctx);
 }
 
+/* Counts log lines that contain `log_match`, and prints every line as the default would. */
+static const char *log_match;
+static int log_matches;
+
+static void
+counting_log(enum wlr_log_importance importance, const char *fmt, va_list args)
+{
+	char line[1024];
+	vsnprintf(line, sizeof(line), fmt, args);
+	if (importance <= WLR_ERROR) {
+		fprintf(stderr, "%s\n", line);
+	}
+	if (importance == WLR_ERROR && log_match != NULL && strstr(line, log_match) != NULL) {
+		log_matches++;
+	}
+}
+
+/* A detached channel ring with POLLs pending logs one ERROR per context, not one per message. */
+static void
+test_ring_error_logged_once(void)
+{
+	wlr_log_init(WLR_ERROR, counting_log);
+	log_match = "cannot be written";
+	log_matches = 0;
+	struct xdom_context *ctx = xdom_context_create(loop, "test", 1, OWNER, &ops, NULL);
+	CHECK(init(ctx, 20, QUERY, CHANNEL, 1, 0) == 0);
+	attached[CHANNEL] = false;
+	for (int i = 0; i < 5; i++) {
+		compositor_send("lost", -1);
+		poll_once(ctx);
+		spin();
+	}
+	attached[CHANNEL] = true;
+	CHECK(log_matches == 1);
+	xdom_context_destroy(ctx);
+	log_match = NULL;
+	wlr_log_init(WLR_ERROR, NULL);
+}
+
+/*
+ * Only memory is streamed to a guest: memfds and unlinked tmpfs files
+ * (wlroots' keymap is an unlinked /dev/shm file). A file with a name, or
+ * one on another file system, is an unknown fd (closed, logged): the
+ * engine reads what it streams with crossway's rights.
+ */
+static void
+test_streamed_kinds(void)
+{
+	struct xdom_context *ctx = xdom_context_create(loop, "test", 1, OWNER, &ops, NULL);
+	CHECK(init(ctx, 24, QUERY, CHANNEL, 1, XDOM_CROSSWAY_VERSION) == 0);
+	char named[] = "/tmp/crossway-test-XXXXXX";
+	int files[4];
+	bool streamed[4];
+	files[0] = mkstemp(named); // a host file with a name
+	streamed[0] = false;
+	char shm_named[] = "/dev/shm/crossway-test-XXXXXX";
+	files[1] = mkstemp(shm_named); // tmpfs, but linked
+	streamed[1] = false;
+	files[2] = open("/dev/shm", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600); // unlinked tmpfs
+	streamed[2] = true;
+	files[3] = memfd_create("keymap", MFD_CLOEXEC);
+	streamed[3] = true;
+	for (int i = 0; i < 4; i++) {
+		if (files[i] < 0) {
+			fprintf(stderr, "streamed kind %d: no such file here (%s): skipped\n", i,
+				strerror(errno));
+			continue;
+		}
+		CHECK(write(files[i], "secret", 6) == 6);
+		compositor_send("fd", files[i]);
+		close(files[i]);
+		poll_once(ctx);
+		spin();
+		const uint8_t *ring = channel_ring();
+		CHECK(ring[0] == XDOM_CMD_RECEIVE);
+		CHECK(get32(ring + 8) == (streamed[i] ? 1u : 0u));
+		if (streamed[i]) {
+			CHECK(get32(ring + 128) == XDOM_ID_TYPE_STREAMED_MEMORY);
+			poll_once(ctx); // its READ chunk
+			spin();
+			CHECK(ring[0] == XDOM_CMD_READ && get32(ring + 16) == 6);
+			CHECK(memcmp(ring + 24, "secret", 6) == 0);
+		}
+	}
+	unlink(named);
+	unlink(shm_named);
+	struct xdom_stats st;
+	xdom_context_get_stats(ctx, &st);
+	CHECK(st.streams == 0);
+	xdom_context_destroy(ctx);
+}
+
+static void
+drain_compositor(void)
+{
+	char buf[4096];
+	while (recv(compositor, buf, sizeof(buf), MSG_DONTWAIT) > 0) {
+	}
+}
+
+/*
+ * What a context buffers for a compositor that does not read counts every
+ * message's overhead (1-byte SENDs cost far more than 1 byte each), and the
+ * VM's contexts share one budget.
+ */
+static void
+test_budgets(void)
+{
+	struct xdom_budget budget = {0};
+	struct xdom_context *ctx = xdom_context_create(loop, "test", 1, OWNER, &ops, NULL);
+	xdom_context_set_budget(ctx, &budget);
+	CHECK(init(ctx, 20, QUERY, CHANNEL, 1, 0) == 0);
+	CHECK(send_cmd(ctx, 0, NULL, NULL, "hello", 5) == 0);
+	CHECK(budget.memory == 0); // sent at once: nothing stays
+	drain_compositor();
+
+	/* Fill the compositor's socket. */
+	static char big[XDOM_MAX_SEND_DATA + 1];
+	memset(big, 'x', XDOM_MAX_SEND_DATA);
+	struct xdom_stats st;
+	int sends = 0;
+	do {
+		CHECK(send_cmd(ctx, 0, NULL, NULL, big, XDOM_MAX_SEND_DATA) == 0);
+		xdom_context_get_stats(ctx, &st);
+	} while (st.out_bytes == 0 && ++sends < 10000);
+	CHECK(st.out_bytes > 0 && budget.memory >= st.out_bytes);
+	/* Now 1-byte messages: bounded by what they cost, not by their bytes. */
+	int accepted = 0;
+	while (accepted < 200000 && send_cmd(ctx, 0, NULL, NULL, "y", 1) == 0) {
+		accepted++;
+	}
+	xdom_context_get_stats(ctx, &st);
+	fprintf(stderr, "1-byte SENDs queued for a compositor that does not read: %d (%zu bytes "
+		"counted)\n", accepted, st.out_bytes);
+	CHECK(accepted < (int)(XDOM_MAX_OUT_BUFFER / 64));
+	CHECK(st.out_bytes <= XDOM_MAX_OUT_BUFFER && budget.memory >= st.out_bytes);
+	/* The compositor reads everything: the budget is back to nothing. */
+	for (int i = 0; i < 1000 && st.out_bytes > 0; i++) {
+		drain_compositor();
+		spin();
+		xdom_context_get_stats(ctx, &st);
+	}
+	CHECK(st.out_bytes == 0 && budget.memory == 0);
+
+	/* The VM's other contexts buffer nearly all of the budget: this one gets no more. */
+	budget.memory = XDOM_MAX_VM_MEMORY - 10;
+	CHECK(send_cmd(ctx, 0, NULL, NULL, "more than ten bytes", 19) == -EINVAL);
+	CHECK(budget.memory == XDOM_MAX_VM_MEMORY - 10);
+	budget.memory = 0;
+
+	/* Destroyed with messages waiting: every byte goes back. */
+	do {
+		CHECK(send_cmd(ctx, 0, NULL, NULL, big, XDOM_MAX_SEND_DATA) == 0);
+		xdom_context_get_stats(ctx, &st);
+	} while (st.out_bytes == 0 && ++sends < 20000);
+	CHECK(budget.memory > 0);
+	xdom_context_destroy(ctx);
+	CHECK(budget.memory == 0);
+	drain_compositor();
+}
+
 int
 main(void)
 {
@@ -837,6 +999,9 @@ main(void)
 	test_read_pipes();
 	test_crossway_extensions();
 	test_ring_bounds();
+	test_ring_error_logged_once();
+	test_streamed_kinds();
+	test_budgets();
 
 	for (uint32_t i = 0; i < MAX_RES; i++) {
 		drop_resource(i);

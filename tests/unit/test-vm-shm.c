@@ -17,6 +17,8 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <dirent.h>
+#include <stdio.h>
 #include <unistd.h>
 #include <wayland-client.h>
 #include <wayland-server.h>
@@ -583,6 +585,162 @@ test_layouts(struct harness *h, struct cw_vm *vm)
 	vgpu_resource_unref(blob);
 }
 
+static int
+count_fds(void)
+{
+	int n = 0;
+	DIR *d = opendir("/proc/self/fd");
+	while (d != NULL && readdir(d) != NULL) {
+		n++;
+	}
+	if (d != NULL) {
+		closedir(d);
+	}
+	return n;
+}
+
+static int
+count_maps(void)
+{
+	FILE *f = fopen("/proc/self/maps", "r");
+	int n = 0, ch;
+	while (f != NULL && (ch = fgetc(f)) != EOF) {
+		n += ch == '\n';
+	}
+	if (f != NULL) {
+		fclose(f);
+	}
+	return n;
+}
+
+/*
+ * A pool keeps no fd (it kept the placeholder: 3000 create_pool were 3000
+ * fds in crossway, kept after the guest freed the blob), and a client has
+ * at most CW_VM_SHM_MAX_POOLS of them.
+ */
+static void
+test_pool_fds(struct harness *h, struct cw_vm *vm)
+{
+	struct vgpu_resource *blob = make_blob(h, 1, 0x11);
+	int placeholder = vgpu_blob_export_fd(blob, vm->device);
+	CHECK(placeholder >= 0);
+	struct conn c;
+	conn_open_vm(h, &c, vm);
+	int before = count_fds();
+	static struct wl_shm_pool *pools[CW_VM_SHM_MAX_POOLS + 1];
+	for (int i = 0; i < CW_VM_SHM_MAX_POOLS; i++) {
+		pools[i] = wl_shm_create_pool(c.shm, placeholder, PAGE);
+		if (i % 100 == 0) {
+			pump(h, &c);
+		}
+	}
+	CHECK(roundtrip(h, &c));
+	int grown = count_fds() - before;
+	fprintf(stderr, "%d pools: crossway holds %d more fds\n", CW_VM_SHM_MAX_POOLS, grown);
+	CHECK(grown <= 1);
+	/* The guest frees the blob: the pools stay, no fd with them. */
+	vgpu_resource_unref(blob);
+	CHECK(roundtrip(h, &c));
+	CHECK(count_fds() - before <= 1);
+	/* One more is a protocol error. */
+	pools[CW_VM_SHM_MAX_POOLS] = wl_shm_create_pool(c.shm, placeholder, PAGE);
+	close(placeholder);
+	CHECK(got_error(h, &c, "wl_shm", WL_SHM_ERROR_INVALID_FD));
+	for (int i = 0; i <= CW_VM_SHM_MAX_POOLS; i++) {
+		wl_proxy_destroy((struct wl_proxy *)pools[i]);
+	}
+	conn_close(h, &c);
+	CHECK(count_clients(h->display, vm) == 0);
+	CHECK(count_fds() - before <= 0);
+}
+
+/* A blob of `pieces` non-adjacent pages: one kernel mapping each. */
+static struct vgpu_resource *
+make_scattered_blob(struct harness *h, uint32_t id, unsigned pieces)
+{
+	struct vgpu_backing_entry *e = calloc(pieces, sizeof(*e));
+	for (unsigned i = 0; i < pieces; i++) {
+		e[i].gpa = GUEST_BASE + (uint64_t)(2 * i) * PAGE;
+		e[i].length = PAGE;
+	}
+	uint32_t error = 0;
+	struct vgpu_resource *blob = vgpu_resource_create_blob(id, &h->mem, e, pieces,
+		(uint64_t)pieces * PAGE, &error);
+	free(e);
+	CHECK(blob != NULL);
+	return blob;
+}
+
+/*
+ * A blob's charge (memory, mappings, count) stays until its last lock: a
+ * pool keeps the view mapped after the guest's RESOURCE_UNREF, and no new
+ * buffer is made on memory the guest freed. Repeating create blob ->
+ * create_pool -> UNREF grew crossway's mappings to vm.max_map_count while
+ * the device thought them returned.
+ */
+static void
+test_freed_blob_budget(struct harness *h, struct cw_vm *vm)
+{
+	struct vgpu_blob_budget *budget = vgpu_blob_budget_create();
+	struct conn c;
+	conn_open_vm(h, &c, vm);
+	struct vgpu_resource *blob = make_blob(h, 2, 0x33);
+	vgpu_blob_charge(blob, budget);
+	CHECK(budget->blobs == 1 && budget->memory == 2 * PAGE && budget->maps == 1);
+	int fd = vgpu_blob_export_fd(blob, vm->device);
+	struct wl_shm_pool *pool = wl_shm_create_pool(c.shm, fd, 2 * PAGE);
+	close(fd);
+	struct wl_buffer *buffer = wl_shm_pool_create_buffer(pool, 0, 16, 16, 64,
+		WL_SHM_FORMAT_XRGB8888);
+	CHECK(roundtrip(h, &c));
+	vgpu_resource_unref(blob); // the device's RESOURCE_UNREF
+	CHECK(budget->blobs == 1 && budget->memory == 2 * PAGE && budget->maps == 1);
+	/* The buffer made before still reads the pages; no new one. */
+	struct wlr_buffer *image = server_buffer(&c, buffer);
+	uint32_t format;
+	size_t stride;
+	const uint8_t *pixels = image != NULL ? begin_read(image, &format, &stride) : NULL;
+	CHECK(pixels != NULL && pixels[0] == 0x33);
+	if (pixels != NULL) {
+		wlr_buffer_end_data_ptr_access(image);
+	}
+	wlr_buffer_unlock(image);
+	struct wl_buffer *refused = wl_shm_pool_create_buffer(pool, PAGE, 16, 16, 64,
+		WL_SHM_FORMAT_XRGB8888);
+	CHECK(got_error(h, &c, "wl_shm_pool", WL_SHM_ERROR_INVALID_FD));
+	wl_proxy_destroy((struct wl_proxy *)refused);
+	wl_proxy_destroy((struct wl_proxy *)buffer);
+	wl_proxy_destroy((struct wl_proxy *)pool);
+	conn_close(h, &c); // the pool and the buffer went with the client: so did the charge
+	CHECK(budget->blobs == 0 && budget->memory == 0 && budget->maps == 0);
+
+	/* The review's loop, with the device's check (VGPU_MAX_BLOB_MAPS: 8192). */
+	const uint32_t max_maps = 8192;
+	conn_open_vm(h, &c, vm);
+	int maps_before = count_maps(), made = 0;
+	for (int i = 0; i < 200; i++) {
+		if (budget->maps + 512 > max_maps) {
+			continue; // the device answers OUT_OF_MEMORY
+		}
+		struct vgpu_resource *scattered = make_scattered_blob(h, 1000 + (uint32_t)i, 512);
+		vgpu_blob_charge(scattered, budget);
+		made++;
+		fd = vgpu_blob_export_fd(scattered, vm->device);
+		pool = wl_shm_create_pool(c.shm, fd, PAGE);
+		close(fd);
+		CHECK(roundtrip(h, &c));
+		vgpu_resource_unref(scattered);
+		wl_proxy_destroy((struct wl_proxy *)pool); // the server's pool stays (no request)
+	}
+	int grown = count_maps() - maps_before;
+	fprintf(stderr, "create blob -> create_pool -> UNREF x 200: %d blobs made, %d more "
+		"mappings\n", made, grown);
+	CHECK(made == 16 && grown <= (int)max_maps + 64);
+	conn_close(h, &c);
+	CHECK(budget->maps == 0 && count_maps() - maps_before <= 64);
+	vgpu_blob_budget_unref(budget);
+}
+
 /* A VM that goes away takes its clients: no entry, no connection left. */
 static void
 test_vm_gone(struct harness *h, struct cw_vm *vm, struct cw_vm *other)
@@ -636,6 +794,8 @@ main(void)
 	test_bad_pools(&h, &work, &play);
 	test_layouts(&h, &work);
 	test_vm_gone(&h, &work, &play);
+	test_pool_fds(&h, &work);
+	test_freed_blob_budget(&h, &work);
 
 	CHECK(vgpu_blob_placeholder_count() == 0);
 	wl_display_destroy_clients(h.display);

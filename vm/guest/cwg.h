@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../cross_domain_protocol.h"
+
 /* Per-client bounds. */
 #define CWG_MAX_CLIENTS 64
 #define CWG_MAX_OBJECTS 65536          // tracked Wayland objects per client
@@ -19,7 +21,7 @@
 #define CWG_MAX_MESSAGE 65532          // Wayland: 16-bit size, 4-aligned
 #define CWG_MAX_PENDING_FDS 56         // fds received and not yet sent
 #define CWG_MAX_CLIENT_FDS 28          // fds per SEND / per delivery
-#define CWG_MAX_PIPES 64               // read + write pipes per client
+#define CWG_MAX_PIPES XDOM_MAX_PIPES    // read + write pipes per client: within the host's limit per direction
 #define CWG_PIPE_BUFFER (64u * 1024)   // bytes held for a slow read pipe
 #define CWG_OUTQ_SOFT (256u * 1024)    // stop polling the host above this
 #define CWG_OUTQ_HARD (4u * 1024 * 1024)

@@ -3,7 +3,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +13,31 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+/*
+ * Statistics for benchmarks, one line on stderr on SIGUSR1 and at exit:
+ * clients served, connected, and the bytes their wl_surface.commits copied
+ * from wl_shm pools into guest blobs (connected clients included).
+ */
+static volatile sig_atomic_t stats_wanted;
+static bool stats_at_exit;
+static unsigned long clients_served;
+static uint64_t gone_bytes_copied; // of clients already disconnected
+
+static void on_sigusr1(int sig)
+{
+	(void)sig;
+	stats_wanted = 1;
+}
+
+static void print_stats(const struct cwg_server *srv)
+{
+	uint64_t copied = gone_bytes_copied;
+	for (unsigned i = 0; i < srv->nclients; i++)
+		copied += srv->clients[i]->shm.bytes_copied;
+	fprintf(stderr, "crossway-guest: stats: clients=%lu connected=%u shm_bytes_copied=%" PRIu64 "\n",
+		clients_served, srv->nclients, copied);
+}
 
 int cwg_server_listen(struct cwg_server *srv, struct cwg_transport *transport,
 	const char *name)
@@ -50,6 +77,12 @@ int cwg_server_listen(struct cwg_server *srv, struct cwg_transport *transport,
 		return -1;
 	}
 	cwg_log(CWG_INFO, "listening on %s", srv->path);
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_sigusr1;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGUSR1, &sa, NULL);
+	stats_at_exit = true;
 	return 0;
 }
 
@@ -74,6 +107,7 @@ static void accept_clients(struct cwg_server *srv)
 		}
 		cwg_log(CWG_INFO, "client connected");
 		srv->clients[srv->nclients++] = c;
+		clients_served++;
 	}
 }
 
@@ -97,6 +131,7 @@ static void reap(struct cwg_server *srv)
 		if (c->sock >= 0)
 			cwg_client_write_socket(c); // best effort: the error event
 		cwg_log(CWG_INFO, "client disconnected");
+		gone_bytes_copied += c->shm.bytes_copied;
 		cwg_client_destroy(c);
 		srv->clients[i] = srv->clients[--srv->nclients];
 	}
@@ -108,6 +143,10 @@ int cwg_server_run(struct cwg_server *srv, volatile sig_atomic_t *stop)
 	static struct tag tags[MAX_POLL];
 	const struct cwg_transport_impl *impl = srv->transport->impl;
 	while (!*stop) {
+		if (stats_wanted) {
+			stats_wanted = 0;
+			print_stats(srv);
+		}
 		unsigned n = 0;
 		pfd[n] = (struct pollfd){ srv->listen_fd, POLLIN, 0 };
 		tags[n++] = (struct tag){ TAG_LISTEN, NULL, 0 };
@@ -190,6 +229,9 @@ int cwg_server_run(struct cwg_server *srv, volatile sig_atomic_t *stop)
 
 void cwg_server_finish(struct cwg_server *srv)
 {
+	if (stats_at_exit)
+		print_stats(srv);
+	stats_at_exit = false;
 	for (unsigned i = 0; i < srv->nclients; i++)
 		cwg_client_destroy(srv->clients[i]);
 	srv->nclients = 0;
