@@ -22,8 +22,8 @@ set_color(float dst[static 4], uint32_t rgb)
 void
 cw_frame_default_colors(struct cw_frame_colors *colors)
 {
-	set_color(colors->active, 0x285577);
-	set_color(colors->inactive, 0x3a3a3a);
+	set_color(colors->active, CW_FRAME_HOST_ACTIVE);
+	set_color(colors->inactive, CW_FRAME_HOST_INACTIVE);
 	set_color(colors->text, 0xffffff);
 	set_color(colors->close_button, 0xb03a2e);
 }

@@ -14,6 +14,11 @@
 #define CW_FRAME_BORDER 2
 #define CW_FRAME_TITLE_HEIGHT 24
 #define CW_FRAME_BUTTON_SIZE 16
+/* crossway's own frame colours (host windows); no VM may look like them. */
+#define CW_FRAME_HOST_ACTIVE 0x285577
+#define CW_FRAME_HOST_INACTIVE 0x3a3a3a
+/* An unfocused VM window's frame: its VM colour scaled by this. */
+#define CW_FRAME_VM_INACTIVE_SCALE 0.55f
 
 enum cw_frame_part {
 	CW_FRAME_NONE = 0,

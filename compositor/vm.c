@@ -54,7 +54,7 @@ cw_vm_frame_colors(const struct cw_vm *vm, struct cw_frame_colors *colors)
 	uint32_t color = vm->config.color;
 	cw_frame_default_colors(colors);
 	rgb_to_float(color, 1.0f, colors->active);
-	rgb_to_float(color, 0.55f, colors->inactive);
+	rgb_to_float(color, CW_FRAME_VM_INACTIVE_SCALE, colors->inactive);
 	float luma = 0.299f * colors->active[0] + 0.587f * colors->active[1] +
 		0.114f * colors->active[2];
 	rgb_to_float(luma > 0.6f ? 0x000000 : 0xffffff, 1.0f, colors->text);

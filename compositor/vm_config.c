@@ -6,10 +6,51 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "frame.h"
+
 /* A palette for VMs without an explicit colour: distinct, dark enough for white text. */
 static const uint32_t default_colors[] = {
 	0xb5420b, 0x2e7d32, 0x6a1b9a, 0x00838f, 0xad1457, 0x827717, 0x4527a0, 0x5d4037,
 };
+
+static uint32_t
+scale_color(uint32_t rgb, float scale)
+{
+	uint32_t out = 0;
+	for (int shift = 0; shift <= 16; shift += 8) {
+		out |= (uint32_t)((float)((rgb >> shift) & 0xff) * scale) << shift;
+	}
+	return out;
+}
+
+/* Within a few steps on every channel: a user could not tell them apart. */
+static bool
+colors_close(uint32_t a, uint32_t b)
+{
+	for (int shift = 0; shift <= 16; shift += 8) {
+		int d = (int)((a >> shift) & 0xff) - (int)((b >> shift) & 0xff);
+		if (d > 24 || d < -24) {
+			return false;
+		}
+	}
+	return true;
+}
+
+/* A VM's frame, focused or not, must never look like a host window's frame. */
+static bool
+color_is_distinct(uint32_t color)
+{
+	const uint32_t host[] = {CW_FRAME_HOST_ACTIVE, CW_FRAME_HOST_INACTIVE};
+	const uint32_t vm[] = {color, scale_color(color, CW_FRAME_VM_INACTIVE_SCALE)};
+	for (size_t i = 0; i < 2; i++) {
+		for (size_t j = 0; j < 2; j++) {
+			if (colors_close(vm[i], host[j])) {
+				return false;
+			}
+		}
+	}
+	return true;
+}
 
 static bool
 valid_name(const char *name, size_t len)
@@ -74,6 +115,11 @@ parse_option(struct cw_vm_config *vm, char *option, char *err, size_t err_size)
 	if (strcmp(key, "color") == 0) {
 		if (!parse_color(value, &vm->color)) {
 			snprintf(err, err_size, "VM %s: color '%s' is not #RRGGBB", vm->name, value);
+			return false;
+		}
+		if (!color_is_distinct(vm->color)) {
+			snprintf(err, err_size, "VM %s: color %s looks like crossway's own window frames "
+				"(host windows); choose another", vm->name, value);
 			return false;
 		}
 		vm->has_color = true;

@@ -44,6 +44,9 @@ test_specs(void)
 		"c=/s,outputs=-1", "c=/s,wat=1", "c=/s,color", "c=/s,max-memory=0",
 		"work=/other.sock", "other=/run/work.sock", "c=/s,config-events=maybe",
 		"c=/s,input=", "c=/s,input=/s", "c=/s,input=/run/work.sock", "c=/s,input=/i,input=/j", "c=/s,contexts=maybe",
+		/* Frames that would look like host windows': crossway's colours, near them,
+		 * or a colour whose unfocused shade is crossway's inactive grey. */
+		"c=/s,color=#285577", "c=/s,color=#2a5a70", "c=/s,color=#3a3a3a", "c=/s,color=#6a6a6a",
 		"w2=/run/work.sock,input=/i",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
