@@ -40,9 +40,12 @@
 # (for the frame callback), counts them; without perf that cell is "-".
 set -eu
 
+BENCH=guest-windows
 HERE=$(cd "$(dirname "$0")" && pwd)
-ROOT=$(cd "$HERE/../.." && pwd)
-BUILD=${CW_BENCH_BUILD:-$ROOT/build}
+# Waits poll every 5 ms: the start of a measurement window is taken when a
+# line appears.
+WAIT_POLL=0.005
+. "$HERE/lib.sh"
 CROSSWAY=${CROSSWAY:-$BUILD/compositor/crossway}
 CW_GUEST=${CW_GUEST:-$BUILD/vm/guest/crossway-guest}
 CW_TEST_CLIENT=${CW_TEST_CLIENT:-$BUILD/tests/clients/cw-test-client}
@@ -52,115 +55,24 @@ DURATION=${DURATION:-10}
 REPEAT=${REPEAT:-3}
 IDLE_S=${IDLE_S:-5}
 PROFILE_S=${PROFILE_S:-5}
-WAIT=${CW_WAIT_SECONDS:-30}
 OUTPUT_SIZE=1600x1000 # room for a 1024x768 window and its frame
 VM=bench
-
-die() {
-	echo "guest-windows: $*" >&2
-	for f in "${WORK:-/nonexistent}"/*.log "${WORK:-/nonexistent}"/*.err; do
-		[ -s "$f" ] || continue
-		echo "--- $f (last 15 lines)" >&2
-		tail -n 15 "$f" >&2
-	done
-	exit 1
-}
 
 for prog in "$CROSSWAY" "$CW_GUEST" "$CW_TEST_CLIENT" "$SIMPLE_SHM"; do
 	[ -x "$prog" ] || die "$prog is missing (ninja -C build; weston-simple-shm is in package weston)"
 done
 
-# --- private directories, and everything we start dies with us ---------------
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/cw-bench.XXXXXX")
-XDG_RUNTIME_DIR=$WORK/runtime
-mkdir -m 700 "$XDG_RUNTIME_DIR"
-export XDG_RUNTIME_DIR
-unset WAYLAND_DISPLAY DISPLAY WAYLAND_SOCKET
-PIDS=""
+bench_setup
 PROBE=""
 
-cleanup() {
-	for pid in $PIDS; do
-		kill "$pid" 2>/dev/null || true
-	done
-	for pid in $PIDS; do
-		i=0
-		while kill -0 "$pid" 2>/dev/null && [ $i -lt 50 ]; do
-			sleep 0.1
-			i=$((i + 1))
-		done
-		kill -9 "$pid" 2>/dev/null || true
-	done
+bench_cleanup() {
+	# shellcheck disable=SC2086 # a list of pids
+	stop_all $PIDS
 	[ -z "$PROBE" ] || perf probe -q -d "$PROBE" 2>/dev/null || true
-	if [ -n "${CW_BENCH_KEEP:-}" ]; then
-		echo "guest-windows: logs kept in $WORK" >&2
-	else
-		rm -rf "$WORK"
-	fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM HUP
-trap 'exit 141' PIPE
-
-forget_pid() {
-	rest=""
-	for p in $PIDS; do
-		[ "$p" = "$1" ] || rest="$rest $p"
-	done
-	PIDS=$rest
-}
-
-stop_pid() {
-	kill "$1" 2>/dev/null || true
-	i=0
-	while kill -0 "$1" 2>/dev/null && [ $i -lt 100 ]; do
-		sleep 0.05
-		i=$((i + 1))
-	done
-	kill -9 "$1" 2>/dev/null || true
-	wait "$1" 2>/dev/null || true
-	forget_pid "$1"
-}
-
-# wait_for FILE REGEX [SECONDS [PID]]: until a line of FILE matches; fails
-# when PID (if given) exits first. Polls every 5 ms: the start of a
-# measurement window is taken when a line appears.
-wait_for() {
-	deadline=$(( $(date +%s) + ${3:-$WAIT} ))
-	while ! grep -Eq -- "$2" "$1" 2>/dev/null; do
-		if [ -n "${4:-}" ] && ! kill -0 "$4" 2>/dev/null; then
-			grep -Eq -- "$2" "$1" 2>/dev/null && return 0
-			die "process $4 exited before '$2' appeared in $1"
-		fi
-		[ "$(date +%s)" -lt "$deadline" ] || die "timed out waiting for '$2' in $1"
-		sleep 0.005
-	done
-}
-
-# wait_count FILE REGEX N: until N lines of FILE match.
-wait_count() {
-	deadline=$(( $(date +%s) + WAIT ))
-	while [ "$(grep -Ec -- "$2" "$1" 2>/dev/null || true)" -lt "$3" ]; do
-		[ "$(date +%s)" -lt "$deadline" ] || die "timed out waiting for $3 lines '$2' in $1"
-		sleep 0.005
-	done
-}
-
-COMMANDS=$WORK/commands
-: >"$COMMANDS"
-# note_cmd TEXT: recorded for the results file (paths under $WORK shortened).
-note_cmd() {
-	echo "$*" | sed -e "s|$WORK/runtime|\$XDG_RUNTIME_DIR|g" -e "s|$WORK|\$RUN|g" >>"$COMMANDS"
+	remove_work
 }
 
 # --- measurements ------------------------------------------------------------
-CLK_TCK=$(getconf CLK_TCK)
-
-# utime+stime of the whole process, in ticks (all threads, dead ones too)
-cpu_ticks() {
-	sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'
-}
-
 # The proxy's bytes copied so far: SIGUSR1 makes it print its stats line.
 guest_bytes() {
 	gb_n=$(grep -c 'stats: clients=' "$GUEST_LOG" || true)
@@ -181,10 +93,6 @@ snap() {
 }
 
 # A wl_proxy_add_listener uprobe counts weston-simple-shm's frames.
-HAVE_PERF=0
-if command -v perf >/dev/null 2>&1 && perf stat -x, -e task-clock true >/dev/null 2>&1; then
-	HAVE_PERF=1
-fi
 PROBE_EVENT=""
 if [ $HAVE_PERF -eq 1 ] && command -v nm >/dev/null 2>&1; then
 	LIBWL=$(ldd "$SIMPLE_SHM" | awk '$1 == "libwayland-client.so.0" { print $3 }')
@@ -209,20 +117,14 @@ note_cmd "crossway --headless --size $OUTPUT_SIZE --socket bench-cw --vm $VM=\$X
 	>"$CW_LOG" 2>&1 &
 CW_PID=$!
 PIDS="$PIDS $CW_PID"
-wait_for "$CW_LOG" 'waiting for its VMM' "$WAIT" "$CW_PID"
-wait_for "$CW_LOG" 'Output .*: [0-9]+x[0-9]+|Running on' "$WAIT" "$CW_PID"
+wait_crossway "$CW_LOG" "$CW_PID"
 
 GUEST_LOG=$WORK/crossway-guest.log
 note_cmd "crossway-guest --transport vhost-user:\$XDG_RUNTIME_DIR/$VM-gpu.sock --socket bench-guest"
 "$CW_GUEST" --transport "vhost-user:$CW_SOCK" --socket bench-guest >"$GUEST_LOG" 2>&1 &
 GUEST_PID=$!
 PIDS="$PIDS $GUEST_PID"
-deadline=$(( $(date +%s) + WAIT ))
-until [ -S "$XDG_RUNTIME_DIR/bench-guest" ]; do
-	kill -0 "$GUEST_PID" 2>/dev/null || die "crossway-guest exited at start"
-	[ "$(date +%s)" -lt "$deadline" ] || die "crossway-guest did not listen"
-	sleep 0.02
-done
+wait_socket "$XDG_RUNTIME_DIR/bench-guest" "$GUEST_PID" crossway-guest
 
 REFRESH=$(WAYLAND_DISPLAY=bench-cw wayland-info 2>/dev/null |
 	sed -n 's/.*refresh: \([0-9.]*\) Hz.*/\1/p' | head -n 1 || true)
@@ -435,24 +337,7 @@ agg() {
 	while [ $ag_r -le "$REPEAT" ]; do
 		"$ag_f" "$ag_tag.$ag_r" "$@"
 		ag_r=$((ag_r + 1))
-	done | sort -g | awk 'function f(x) {
-			if (x == int(x) || x >= 100 || x <= -100)
-				return sprintf("%.0f", x)
-			return sprintf(x >= 10 || x <= -10 ? "%.1f" : "%.2f", x)
-		}
-		$1 == "-" { dash = 1; next }
-		NF { v[n++] = $1 } END {
-		if (dash || n == 0) { print "-"; exit }
-		m = n % 2 ? v[(n - 1) / 2] : (v[n / 2 - 1] + v[n / 2]) / 2
-		if (f(v[0]) == f(v[n - 1])) print f(v[0])
-		else printf "%s (%s-%s)\n", f(m), f(v[0]), f(v[n - 1]) }'
-}
-ratio() { # of the first numbers (medians)
-	awk -v a="${1%% *}" -v b="${2%% *}" 'BEGIN {
-		gsub(/[^0-9.-]/, "", a); gsub(/[^0-9.-]/, "", b)
-		if (a == "" || b == "") print "-"
-		else if (b + 0 == 0) print (a + 0 == 0 ? "1 (both 0)" : "inf")
-		else printf "%.3g\n", a / b }'
+	done | median_range
 }
 
 TABLE=$WORK/table.md
@@ -534,16 +419,12 @@ IDLE_GU=$(awk '{ printf "%.1f", $6 / $9 }' "$WORK/idle.res")
 
 # --- output ----------------------------------------------------------------------
 cat "$TABLE"
-buildtype=$(grep -o '{"name": "buildtype"[^}]*}' "$BUILD/meson-info/intro-buildoptions.json" 2>/dev/null |
-	sed 's/.*"value": "\([^"]*\)".*/\1/' || true)
 {
 	echo "# guest-windows benchmark: a guest client through crossway-guest vs the same client native"
 	echo
 	echo "- date: $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
-	echo "- machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) CPUs" \
-		"($(lscpu | sed -n 's/^Core(s) per socket: *//p') cores x $(lscpu | sed -n 's/^Thread(s) per core: *//p') threads)," \
-		"$(lscpu | sed -n 's/^Hypervisor vendor: *\(.*\)/\1 guest, /p')Linux $(uname -r)"
-	echo "- crossway: $CROSSWAY (meson buildtype ${buildtype:-unknown}, source $(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown))"
+	echo "- machine: $(machine)"
+	echo "- crossway: $CROSSWAY ($(build_info))"
 	echo "- crossway-guest: $CW_GUEST (vhost-user transport); clients: $CW_TEST_CLIENT," \
 		"$SIMPLE_SHM ($(dpkg-query -W -f='${Package} ${Version}' weston 2>/dev/null || echo 'version unknown'))"
 	echo "- output: headless ${OUTPUT_SIZE}, pixman renderer, refresh ${REFRESH:-?} Hz as advertised;"

@@ -22,9 +22,9 @@
 # CW_BENCH_KEEP=1 keeps the run directory (logs, raw measurements).
 set -eu
 
+BENCH=vm-2d
 HERE=$(cd "$(dirname "$0")" && pwd)
-ROOT=$(cd "$HERE/../.." && pwd)
-BUILD=${CW_BENCH_BUILD:-$ROOT/build}
+. "$HERE/lib.sh"
 CROSSWAY=${CROSSWAY:-$BUILD/compositor/crossway}
 CW_VMM=${CW_VMM:-$BUILD/tests/vmm/cw-vmm}
 REFERENCE=${VHOST_USER_GPU:-/usr/lib/qemu/vhost-user-gpu}
@@ -33,113 +33,28 @@ N_FULL=${N_FULL:-500}
 N_SMALL=${N_SMALL:-2000}
 REPEAT=${REPEAT:-3}
 IDLE_S=${IDLE_S:-10}
-WAIT=${CW_WAIT_SECONDS:-30}
 # The guest display: QEMU's default size, which the reference offers too.
 W=1280
 H=800
 SMALL="608 368 64 64"   # a 64x64 damage rect in the middle
 CURSOR="640 384 8 16"   # one fbcon character cell (the blinking cursor)
 
-die() {
-	echo "vm-2d: $*" >&2
-	for f in "${WORK:-/nonexistent}"/*.log "${WORK:-/nonexistent}"/*.err; do
-		[ -s "$f" ] || continue
-		echo "--- $f (last 15 lines)" >&2
-		tail -n 15 "$f" >&2
-	done
-	exit 1
-}
-
 for prog in "$CROSSWAY" "$CW_VMM" "$REFERENCE"; do
 	[ -x "$prog" ] || die "$prog is missing (build with ninja -C build; the reference is in package qemu-system-gui)"
 done
 command -v weston >/dev/null 2>&1 || die "weston is missing (package weston)"
 
-# --- private directories, and everything we start dies with us ---------------
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/cw-bench.XXXXXX")
-XDG_RUNTIME_DIR=$WORK/runtime
-mkdir -m 700 "$XDG_RUNTIME_DIR"
-export XDG_RUNTIME_DIR
-unset WAYLAND_DISPLAY DISPLAY WAYLAND_SOCKET
-PIDS=""
+bench_setup
 VMM_PID=""
 
-cleanup() {
+bench_cleanup() {
 	exec 4>&- 5>&- 6<&-
-	for pid in $VMM_PID $PIDS; do
-		kill "$pid" 2>/dev/null || true
-	done
-	for pid in $VMM_PID $PIDS; do
-		i=0
-		while kill -0 "$pid" 2>/dev/null && [ $i -lt 50 ]; do
-			sleep 0.1
-			i=$((i + 1))
-		done
-		kill -9 "$pid" 2>/dev/null || true
-	done
-	if [ -n "${CW_BENCH_KEEP:-}" ]; then
-		echo "vm-2d: logs kept in $WORK" >&2
-	else
-		rm -rf "$WORK"
-	fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM HUP
-trap 'exit 141' PIPE
-
-forget_pid() {
-	rest=""
-	for p in $PIDS; do
-		[ "$p" = "$1" ] || rest="$rest $p"
-	done
-	PIDS=$rest
-}
-
-stop_pid() {
-	kill "$1" 2>/dev/null || true
-	i=0
-	while kill -0 "$1" 2>/dev/null && [ $i -lt 100 ]; do
-		sleep 0.05
-		i=$((i + 1))
-	done
-	kill -9 "$1" 2>/dev/null || true
-	wait "$1" 2>/dev/null || true
-	forget_pid "$1"
-}
-
-# wait_for FILE REGEX [SECONDS [PID]]: until a line of FILE matches; fails
-# when PID (if given) exits first.
-wait_for() {
-	deadline=$(( $(date +%s) + ${3:-$WAIT} ))
-	while ! grep -Eq -- "$2" "$1" 2>/dev/null; do
-		if [ -n "${4:-}" ] && ! kill -0 "$4" 2>/dev/null; then
-			grep -Eq -- "$2" "$1" 2>/dev/null && return 0
-			die "process $4 exited before '$2' appeared in $1"
-		fi
-		[ "$(date +%s)" -lt "$deadline" ] || die "timed out waiting for '$2' in $1"
-		sleep 0.02
-	done
-}
-
-COMMANDS=$WORK/commands
-: >"$COMMANDS"
-# note_cmd TEXT: recorded for the results file (paths under $WORK shortened).
-note_cmd() {
-	echo "$*" | sed "s|$WORK|\$RUN|g" >>"$COMMANDS"
+	# shellcheck disable=SC2086 # lists of pids
+	stop_all $VMM_PID $PIDS
+	remove_work
 }
 
 # --- measurements of a process ---------------------------------------------
-CLK_TCK=$(getconf CLK_TCK)
-HAVE_PERF=0
-if command -v perf >/dev/null 2>&1 && perf stat -x, -e task-clock true >/dev/null 2>&1; then
-	HAVE_PERF=1
-fi
-
-# utime+stime of the whole process, in ticks (all threads, dead ones too)
-cpu_ticks() {
-	sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'
-}
-
 # voluntary + involuntary context switches of every thread
 ctxt() {
 	cat /proc/"$1"/task/*/status 2>/dev/null |
@@ -307,18 +222,13 @@ start_crossway() { # MODE(headless|nested) TAG
 	fi
 	CW_PID=$!
 	PIDS="$PIDS $CW_PID"
-	wait_for "$CW_LOG" 'waiting for its VMM' "$WAIT" "$CW_PID"
-	wait_for "$CW_LOG" 'Output .*: [0-9]+x[0-9]+|Running on' "$WAIT" "$CW_PID"
+	wait_crossway "$CW_LOG" "$CW_PID"
 }
 
 # The session stats line crossway logs when the VMM goes; n-th (1-based).
 # cw_session N FIELD
 cw_session() {
-	deadline=$(( $(date +%s) + WAIT ))
-	while [ "$(grep -c 'session stats' "$CW_LOG")" -lt "$1" ]; do
-		[ "$(date +%s)" -lt "$deadline" ] || die "crossway logged no session stats ($1)"
-		sleep 0.02
-	done
+	wait_count "$CW_LOG" 'session stats' "$1"
 	grep 'session stats' "$CW_LOG" | sed -n "$1p" | sed "s/.*[ ]$2=\([0-9]*\).*/\1/"
 }
 
@@ -329,12 +239,7 @@ start_reference() { # TAG: the reference serves one connection, then exits
 	"$REFERENCE" -s "$REF_SOCK" >"$WORK/reference-$1.log" 2>&1 &
 	REF_PID=$!
 	PIDS="$PIDS $REF_PID"
-	deadline=$(( $(date +%s) + WAIT ))
-	until [ -S "$REF_SOCK" ]; do
-		kill -0 "$REF_PID" 2>/dev/null || die "the reference back end exited at start"
-		[ "$(date +%s)" -lt "$deadline" ] || die "the reference back end did not listen"
-		sleep 0.02
-	done
+	wait_socket "$REF_SOCK" "$REF_PID" "the reference back end"
 	mem "$REF_PID" >"$WORK/ref-$1.mem0"
 }
 
@@ -460,12 +365,7 @@ weston --backend=headless-backend.so --use-pixman --socket=bench-weston --idle-t
 	>"$WORK/weston.log" 2>&1 &
 WESTON_PID=$!
 PIDS="$PIDS $WESTON_PID"
-deadline=$(( $(date +%s) + WAIT ))
-until [ -S "$XDG_RUNTIME_DIR/bench-weston" ]; do
-	kill -0 "$WESTON_PID" 2>/dev/null || die "weston exited at start"
-	[ "$(date +%s)" -lt "$deadline" ] || die "weston did not start"
-	sleep 0.05
-done
+wait_socket "$XDG_RUNTIME_DIR/bench-weston" "$WESTON_PID" weston
 CW_SESSIONS=0
 start_crossway nested nested
 sleep 1
@@ -518,25 +418,10 @@ agg() {
 		"$ag_f" "$ag_be" "$ag_tag.$ag_r" "$@"
 		echo
 		ag_r=$((ag_r + 1))
-	done | sort -g | awk 'function f(x) {
-			if (x == int(x) || x >= 100 || x <= -100)
-				return sprintf("%.0f", x)
-			return sprintf(x >= 10 || x <= -10 ? "%.1f" : "%.2f", x)
-		}
-		NF { v[n++] = $1 } END {
-		m = n % 2 ? v[(n - 1) / 2] : (v[n / 2 - 1] + v[n / 2]) / 2
-		if (v[0] == v[n - 1]) print f(v[0])
-		else printf "%s (%s-%s)\n", f(m), f(v[0]), f(v[n - 1]) }'
+	done | median_range
 }
 per_s() { # TAG FIELD: a measurement per second of its window
 	awk -v v="$(meas "$1" "$2")" -v s="$(meas "$1" 6)" 'BEGIN { printf "%.1f", v / s }'
-}
-ratio() { # of the first numbers (medians)
-	awk -v a="${1%% *}" -v b="${2%% *}" 'BEGIN {
-		gsub(/[^0-9.-]/, "", a); gsub(/[^0-9.-]/, "", b)
-		if (a == "" || b == "") print "-"
-		else if (b + 0 == 0) print (a + 0 == 0 ? "1 (both 0)" : "inf")
-		else printf "%.3g\n", a / b }'
 }
 diff_s() { # TAG_A TAG_B FIELD: (A - B) per second
 	awk -v a="$(meas "$1" "$3")" -v sa="$(meas "$1" 6)" -v b="$(meas "$2" "$3")" \
@@ -623,14 +508,12 @@ row "VmRSS / VmHWM KiB after the (first) fenced full-frame run" \
 
 # --- output ----------------------------------------------------------------------
 cat "$TABLE"
-buildtype=$(grep -o '{"name": "buildtype"[^}]*}' "$BUILD/meson-info/intro-buildoptions.json" 2>/dev/null |
-	sed 's/.*"value": "\([^"]*\)".*/\1/' || true)
 {
 	echo "# vm-2d benchmark: crossway vm/ vs QEMU's vhost-user-gpu"
 	echo
 	echo "- date: $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
-	echo "- machine: $(nproc) CPUs, $(grep -m1 '^model name' /proc/cpuinfo | sed 's/.*: //'), Linux $(uname -r)"
-	echo "- crossway: $CROSSWAY (meson buildtype ${buildtype:-unknown}, source $(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown)); front end: $CW_VMM"
+	echo "- machine: $(machine)"
+	echo "- crossway: $CROSSWAY ($(build_info)); front end: $CW_VMM"
 	echo "- reference: $REFERENCE ($(dpkg-query -W -f='${Package} ${Version}' qemu-system-gui 2>/dev/null || echo 'version unknown'))"
 	echo "- CPU time: $([ $HAVE_PERF -eq 1 ] && echo 'perf stat -e task-clock,context-switches -p PID' || echo "/proc/PID/stat utime+stime (1/$CLK_TCK s ticks)"); idle windows $IDLE_S s"
 	echo "- workload: guest display ${W}x${H}; small rect $SMALL, cursor cell $CURSOR (x y w h);"

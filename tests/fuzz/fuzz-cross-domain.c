@@ -31,8 +31,8 @@
 #include "cross_domain_protocol.h"
 #include "guest_memory.h"
 #include "vgpu_resource.h"
+#include "vm_fixture.h"
 
-#define GPA_BASE 0x100000ull
 #define PAGES 16
 #define PAGE 4096u
 #define CANARY 0xa5
@@ -42,15 +42,10 @@
 #define BLOB 3      // pages 4-7
 #define DETACHED 4  // page 8
 #define SMALL 5     // page 9, 2048 bytes
-#define MAX_RES 8
 
 enum op { OP_SUBMIT, OP_POLL, OP_COMPOSITOR_SEND, OP_DISPATCH, OP_CANCEL, OP_DRAIN, OP_COUNT };
 
-static struct vu_guest_memory mem;
-static uint8_t *ram;
 static struct wl_event_loop *loop;
-static struct vgpu_resource *resources[MAX_RES];
-static bool attached[MAX_RES];
 static int compositor = -1;
 static unsigned polls_given, polls_done;
 static unsigned long total_messages, total_ok, total_refused; // how deep the batch got
@@ -60,20 +55,6 @@ fail(const char *what)
 {
 	fprintf(stderr, "fuzz-cross-domain: %s\n", what);
 	abort();
-}
-
-static struct vgpu_resource *
-f_resource(void *data, uint32_t id)
-{
-	(void)data;
-	return id < MAX_RES && attached[id] ? resources[id] : NULL;
-}
-
-static const struct vu_guest_memory *
-f_memory(void *data)
-{
-	(void)data;
-	return &mem;
 }
 
 /* Whether a ring page holds one whole RECEIVE or READ whose sizes agree. */
@@ -103,6 +84,7 @@ f_poll_done(void *data)
 		fail("more POLLs completed than given");
 	}
 	/* The guest may have made any of its blobs the channel ring. */
+	const uint8_t *ram = vm_fixture.ram;
 	if (!valid_message(ram) && !valid_message(ram + 2 * PAGE) && !valid_message(ram + 4 * PAGE)) {
 		fail("a POLL completed without a whole message in a ring");
 	}
@@ -112,21 +94,16 @@ static int
 f_connect(void *data)
 {
 	(void)data;
-	int sv[2];
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
-		return -errno;
+	int fd = vm_fixture_wayland_pair(&compositor);
+	if (fd >= 0) {
+		fcntl(compositor, F_SETFL, O_NONBLOCK);
 	}
-	if (compositor >= 0) {
-		close(compositor);
-	}
-	compositor = sv[0];
-	fcntl(compositor, F_SETFL, O_NONBLOCK);
-	return sv[1];
+	return fd;
 }
 
 static const struct xdom_ops ops = {
-	.resource = f_resource,
-	.memory = f_memory,
+	.resource = vm_fixture_resource,
+	.memory = vm_fixture_memory,
 	.poll_done = f_poll_done,
 	.connect_wayland = f_connect,
 };
@@ -134,43 +111,28 @@ static const struct xdom_ops ops = {
 static void
 make_blob(uint32_t id, unsigned page, unsigned pages, uint64_t size)
 {
-	struct vgpu_backing_entry e = {.gpa = GPA_BASE + page * (uint64_t)PAGE, .length = pages * PAGE};
-	uint32_t error;
-	resources[id] = vgpu_resource_create_blob(id, &mem, &e, 1, size, &error);
-	if (resources[id] == NULL) {
+	if (vm_fixture_add_blob(id, page, pages, size) != 0) {
 		fail("cannot make a blob");
 	}
-	attached[id] = true;
 }
 
 static void
 init_world(void)
 {
 	wlr_log_init(WLR_SILENT, NULL);
-	int fd = memfd_create("fuzz-ram", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-	if (fd < 0 || ftruncate(fd, PAGES * PAGE) != 0 ||
-			fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) != 0) {
+	if (vm_fixture_init(PAGES * PAGE) != 0) {
 		fail("cannot create guest memory");
 	}
-	vu_mem_init(&mem);
-	if (vu_mem_add_region(&mem, fd, GPA_BASE, PAGES * PAGE, 0x7f0000000000ull, 0) != 0) {
-		fail("cannot map guest memory");
-	}
-	ram = mmap(NULL, PAGES * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	close(fd);
-	if (ram == MAP_FAILED) {
-		fail("cannot map guest memory here");
-	}
-	memset(ram, CANARY, PAGES * PAGE);
+	memset(vm_fixture.ram, CANARY, PAGES * PAGE);
 	loop = wl_event_loop_create();
 	make_blob(QUERY, 0, 1, PAGE);
 	make_blob(CHANNEL, 2, 1, PAGE);
 	make_blob(BLOB, 4, 4, 4 * PAGE);
 	make_blob(DETACHED, 8, 1, PAGE);
-	attached[DETACHED] = false;
+	vm_fixture.attached[DETACHED] = false;
 	make_blob(SMALL, 9, 1, 2048);
 	/* The blob's placeholder lives in the registry as long as the blob: make it now. */
-	int placeholder = vgpu_blob_export_fd(resources[BLOB], &mem);
+	int placeholder = vgpu_blob_export_fd(vm_fixture.resources[BLOB], &vm_fixture.mem);
 	if (placeholder < 0) {
 		fail("cannot export the blob");
 	}
@@ -189,7 +151,7 @@ check_canaries(void)
 		if (page == 0 || page == 2 || page == 4) {
 			continue; // QUERY, CHANNEL, BLOB's first page
 		}
-		const uint8_t *p = ram + page * (size_t)PAGE;
+		const uint8_t *p = vm_fixture.ram + page * (size_t)PAGE;
 		for (unsigned i = page == 9 ? 2048 : 0; i < PAGE; i++) {
 			if (p[i] != CANARY) {
 				fail("guest RAM written outside the rings");
@@ -299,7 +261,7 @@ run_ops(const uint8_t *data, size_t size)
 {
 	int fd_mark = lowest_free_fd();
 	polls_given = polls_done = 0;
-	struct xdom_context *ctx = xdom_context_create(loop, "fuzz", 1, &mem, &ops, NULL);
+	struct xdom_context *ctx = xdom_context_create(loop, "fuzz", 1, &vm_fixture.mem, &ops, NULL);
 	if (ctx == NULL) {
 		fail("no context");
 	}
@@ -523,14 +485,8 @@ main(int argc, char *argv[])
 		}
 		run_ops(input, input_len);
 	}
-	for (uint32_t i = 0; i < MAX_RES; i++) {
-		if (resources[i] != NULL) {
-			vgpu_resource_unref(resources[i]);
-		}
-	}
 	wl_event_loop_destroy(loop);
-	munmap(ram, PAGES * PAGE);
-	vu_mem_finish(&mem);
+	vm_fixture_finish();
 	printf("%ld sessions run: %lu buffers accepted, %lu refused, %lu messages in the ring\n",
 		sessions, total_ok, total_refused, total_messages);
 	return 0;

@@ -16,6 +16,7 @@
 # Every such window opens below the focused host window, which stays whole.
 # A host client with the same options is trusted and behaves as before.
 . "$(dirname "$0")/../lib.sh"
+. "$(dirname "$0")/../guest-lib.sh"
 
 CW_EXTENT=1024x768
 SCREEN_W=1024
@@ -26,19 +27,6 @@ GUEST_COLOR=204060
 EVIL_COLOR=11ee22 # what is drawn outside the window geometry
 POPUP_COLOR=ff00ff # cw-test-client's popups
 CURSOR_COLOR=00ffff # cw-test-client's --cursor
-
-# The shade crossway uses for an unfocused VM window (vm.c: 0.55 of each channel).
-darker() {
-	r=$(printf '%d' "0x$(echo "$1" | cut -c1-2)")
-	g=$(printf '%d' "0x$(echo "$1" | cut -c3-4)")
-	b=$(printf '%d' "0x$(echo "$1" | cut -c5-6)")
-	printf '%02x%02x%02x' $((r * 55 / 100)) $((g * 55 / 100)) $((b * 55 / 100))
-}
-
-# near IMAGE X Y RRGGBB: 1 if the pixel is that colour (+-3), else 0
-near() {
-	"$CW_IMGCMP" --count "$4" --tolerance 3 --region "$2,$3,1,1" "$1"
-}
 
 # under_host X Y: true if the point is under the host window or its frame.
 under_host() {
@@ -116,43 +104,6 @@ expect_host_on_top() {
 expect_size() {
 	[ "$WIN_W" -eq "$1" ] && [ "$WIN_H" -eq "$2" ] ||
 		fail "window mapped as ${WIN_W}x${WIN_H}, expected ${1}x${2}"
-}
-
-# start_guest VM: crossway-guest for VM on its device socket, serving the
-# Wayland socket guest-VM in XDG_RUNTIME_DIR.
-start_guest() {
-	"$CW_GUEST" --transport "vhost-user:$XDG_RUNTIME_DIR/$1.sock" --socket "guest-$1" \
-		>"$CW_ARTIFACTS/guest-$1.log" 2>&1 3>&- 4>&- &
-	eval "GUEST_PID_$1=\$!"
-	deadline=$(( $(date +%s) + CW_WAIT_SECONDS ))
-	until [ -S "$XDG_RUNTIME_DIR/guest-$1" ]; do
-		if ! eval "kill -0 \$GUEST_PID_$1" 2>/dev/null || [ "$(date +%s)" -ge "$deadline" ]; then
-			cat "$CW_ARTIFACTS/guest-$1.log" >&2
-			fail "crossway-guest for $1 did not come up"
-		fi
-		sleep 0.05
-	done
-}
-
-# stop_guest VM: SIGTERM; the proxy must exit cleanly, with a clean log.
-stop_guest() {
-	eval "pid=\$GUEST_PID_$1"
-	kill "$pid" 2>/dev/null || fail "crossway-guest for $1 died: $(tail -n 5 "$CW_ARTIFACTS/guest-$1.log")"
-	status=0
-	wait "$pid" || status=$?
-	[ "$status" -eq 0 ] || [ "$status" -eq 143 ] ||
-		fail "crossway-guest for $1 exited with $status: $(tail -n 5 "$CW_ARTIFACTS/guest-$1.log")"
-	check_log_clean "$CW_ARTIFACTS/guest-$1.log"
-}
-
-# guest_client VM NAME [cw-test-client options]: like start_client, in VM.
-guest_client() {
-	vm=$1 name=$2
-	shift 2
-	WAYLAND_DISPLAY="guest-$vm" "$CW_TEST_CLIENT" "$@" >"$CW_ARTIFACTS/$name.out" \
-		2>"$CW_ARTIFACTS/$name.err" 3>&- 4>&- &
-	eval "CLIENT_PID_$name=\$!"
-	wait_for_line "$CW_ARTIFACTS/$name.out" '^mapped$'
 }
 
 # stop_client NAME TITLE: the client must still be alive (crossway posted
@@ -318,7 +269,4 @@ if [ "${CW_INSIDE:-}" = 1 ]; then
 	exit 0
 fi
 
-[ -x "${CW_GUEST:-}" ] || fail "CW_GUEST must name the crossway-guest binary (meson sets it)"
-setup_runtime_dir
-export CW_EXTENT
-run_crossway_with_self --size "$CW_EXTENT" --vm "a=$XDG_RUNTIME_DIR/a.sock,color=#$A_COLOR"
+run_crossway_with_guests "a=$A_COLOR"

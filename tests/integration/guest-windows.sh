@@ -8,24 +8,12 @@
 # a host client beside them is untouched; typed keys reach only the focused
 # guest client; the clipboard crosses between host and guest both ways.
 . "$(dirname "$0")/../lib.sh"
+. "$(dirname "$0")/../guest-lib.sh"
 
 CW_EXTENT=1280x800
 A_COLOR=b5420b
-B_COLOR=2a7ab0
+B_COLOR=6a1b9a
 HOST_COLOR=3366cc
-
-# The shade crossway uses for an unfocused VM window (vm.c: 0.55 of each channel).
-darker() {
-	r=$(printf '%d' "0x$(echo "$1" | cut -c1-2)")
-	g=$(printf '%d' "0x$(echo "$1" | cut -c3-4)")
-	b=$(printf '%d' "0x$(echo "$1" | cut -c5-6)")
-	printf '%02x%02x%02x' $((r * 55 / 100)) $((g * 55 / 100)) $((b * 55 / 100))
-}
-
-# near IMAGE X Y RRGGBB: 1 if the pixel is that colour (+-3), else 0
-near() {
-	"$CW_IMGCMP" --count "$4" --tolerance 3 --region "$2,$3,1,1" "$1"
-}
 
 # expect_vm_frame IMAGE COLOR: the window at WIN_* has a frame in COLOR,
 # full (focused) or darker (not focused), on the title bar and the borders.
@@ -52,50 +40,6 @@ expect_drawn() {
 	centre=$("$CW_IMGCMP" --probe "$((WIN_X + WIN_W / 2)),$((WIN_Y + WIN_H / 2))" "$1")
 	same=$(count_color "$1" "$centre" "$middle")
 	[ "$same" -lt $((WIN_W / 2 * (WIN_H / 2))) ] || fail "$2 drew a flat window"
-}
-
-# start_guest VM: crossway-guest for VM on its device socket, serving the
-# Wayland socket guest-VM in XDG_RUNTIME_DIR.
-start_guest() {
-	"$CW_GUEST" --transport "vhost-user:$XDG_RUNTIME_DIR/$1.sock" --socket "guest-$1" \
-		>"$CW_ARTIFACTS/guest-$1.log" 2>&1 3>&- 4>&- &
-	eval "GUEST_PID_$1=\$!"
-	deadline=$(( $(date +%s) + CW_WAIT_SECONDS ))
-	until [ -S "$XDG_RUNTIME_DIR/guest-$1" ]; do
-		if ! eval "kill -0 \$GUEST_PID_$1" 2>/dev/null || [ "$(date +%s)" -ge "$deadline" ]; then
-			cat "$CW_ARTIFACTS/guest-$1.log" >&2
-			fail "crossway-guest for $1 did not come up"
-		fi
-		sleep 0.05
-	done
-}
-
-# stop_guest VM: SIGTERM; the proxy must exit cleanly, with a clean log.
-stop_guest() {
-	eval "pid=\$GUEST_PID_$1"
-	kill "$pid" 2>/dev/null || fail "crossway-guest for $1 died: $(tail -n 5 "$CW_ARTIFACTS/guest-$1.log")"
-	status=0
-	wait "$pid" || status=$?
-	[ "$status" -eq 0 ] || [ "$status" -eq 143 ] ||
-		fail "crossway-guest for $1 exited with $status: $(tail -n 5 "$CW_ARTIFACTS/guest-$1.log")"
-	check_log_clean "$CW_ARTIFACTS/guest-$1.log"
-}
-
-# in_guest VM COMMAND...: a client of VM's proxy.
-in_guest() {
-	vm=$1
-	shift
-	WAYLAND_DISPLAY="guest-$vm" "$@"
-}
-
-# guest_client VM NAME [cw-test-client options]: like start_client, in VM.
-guest_client() {
-	vm=$1 name=$2
-	shift 2
-	WAYLAND_DISPLAY="guest-$vm" "$CW_TEST_CLIENT" "$@" >"$CW_ARTIFACTS/$name.out" \
-		2>"$CW_ARTIFACTS/$name.err" 3>&- 4>&- &
-	eval "CLIENT_PID_$name=\$!"
-	wait_for_line "$CW_ARTIFACTS/$name.out" '^mapped$'
 }
 
 # weston_client VM PROGRAM TITLE: runs it in VM and waits for "VM: TITLE".
@@ -227,9 +171,4 @@ if [ "${CW_INSIDE:-}" = 1 ]; then
 	exit 0
 fi
 
-[ -x "${CW_GUEST:-}" ] || fail "CW_GUEST must name the crossway-guest binary (meson sets it)"
-setup_runtime_dir
-export CW_EXTENT
-run_crossway_with_self --size "$CW_EXTENT" \
-	--vm "a=$XDG_RUNTIME_DIR/a.sock,color=#$A_COLOR" \
-	--vm "b=$XDG_RUNTIME_DIR/b.sock,color=#$B_COLOR"
+run_crossway_with_guests "a=$A_COLOR" "b=$B_COLOR"

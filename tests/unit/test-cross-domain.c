@@ -5,7 +5,6 @@
  * ops stand in for the device (attachments, POLL fences).
  */
 #define _GNU_SOURCE
-#include <dirent.h>
 #include <drm_fourcc.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -24,10 +23,9 @@
 #include "cross_domain_protocol.h"
 #include "guest_memory.h"
 #include "vgpu_resource.h"
+#include "vm_fixture.h"
 
 #define MIB (1024 * 1024)
-#define GPA_BASE 0x100000ull
-#define MAX_RES 64
 #define QUERY 1
 #define CHANNEL 2
 #define BLOB_A 10
@@ -36,12 +34,7 @@
 #define SMALL_RING 13
 #define RES_2D 20
 
-static struct vu_guest_memory mem;
-static uint8_t *ram;
 static struct wl_event_loop *loop;
-static struct vgpu_resource *resources[MAX_RES];
-static uint8_t *resource_ram[MAX_RES]; // where a blob's pages are in `ram`
-static bool attached[MAX_RES];
 static int polls_done;
 static int compositor = -1; // our end of the context's Wayland connection
 static bool refuse_connect;
@@ -49,20 +42,6 @@ static const int owner_token = 1, other_owner = 2;
 #define OWNER ((const void *)&owner_token)
 
 /* --- the fake device ----------------------------------------------------------- */
-
-static struct vgpu_resource *
-t_resource(void *data, uint32_t id)
-{
-	(void)data;
-	return id < MAX_RES && attached[id] ? resources[id] : NULL;
-}
-
-static const struct vu_guest_memory *
-t_memory(void *data)
-{
-	(void)data;
-	return &mem;
-}
 
 static void
 t_poll_done(void *data)
@@ -78,55 +57,30 @@ t_connect(void *data)
 	if (refuse_connect) {
 		return -ECONNREFUSED;
 	}
-	int sv[2];
-	CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
-	if (compositor >= 0) {
-		close(compositor);
-	}
-	compositor = sv[0];
-	return sv[1];
+	int fd = vm_fixture_wayland_pair(&compositor);
+	CHECK(fd >= 0);
+	return fd;
 }
 
 static const struct xdom_ops ops = {
-	.resource = t_resource,
-	.memory = t_memory,
+	.resource = vm_fixture_resource,
+	.memory = vm_fixture_memory,
 	.poll_done = t_poll_done,
 	.connect_wayland = t_connect,
 };
-
-static void
-make_memory(void)
-{
-	int fd = memfd_create("guest", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-	CHECK(fd >= 0 && ftruncate(fd, 4 * MIB) == 0);
-	CHECK(fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) == 0);
-	vu_mem_init(&mem);
-	CHECK(vu_mem_add_region(&mem, fd, GPA_BASE, 4 * MIB, 0x7f0000000000, 0) == 0);
-	ram = mmap(NULL, 4 * MIB, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	CHECK(ram != MAP_FAILED);
-	close(fd);
-}
 
 /* A guest blob of `pages` pages at page `page` of guest RAM, attached. */
 static void
 make_blob(uint32_t id, unsigned page, unsigned pages, uint64_t size)
 {
-	struct vgpu_backing_entry e = {.gpa = GPA_BASE + page * 4096ull, .length = pages * 4096};
-	uint32_t error = 0;
-	resources[id] = vgpu_resource_create_blob(id, &mem, &e, 1, size, &error);
-	CHECK(resources[id] != NULL);
-	resource_ram[id] = ram + page * 4096ull;
-	attached[id] = true;
+	CHECK(vm_fixture_add_blob(id, page, pages, size) == 0);
 }
 
-static void
-drop_resource(uint32_t id)
+/* Where the guest writes resource `id`'s first byte. */
+static uint8_t *
+resource_ram(uint32_t id)
 {
-	if (resources[id] != NULL) {
-		vgpu_resource_unref(resources[id]);
-		resources[id] = NULL;
-		attached[id] = false;
-	}
+	return vm_fixture_bytes(vm_fixture.resources[id], 0);
 }
 
 static void
@@ -151,42 +105,10 @@ static int
 open_fds(void)
 {
 	reset_compositor();
-	int n = 0;
-	DIR *d = opendir("/proc/self/fd");
-	while (d != NULL && readdir(d) != NULL) {
-		n++;
-	}
-	if (d != NULL) {
-		closedir(d);
-	}
-	return n;
+	return vm_fixture_open_fds();
 }
 
 /* --- commands ------------------------------------------------------------------- */
-
-static void
-put32(uint8_t *p, uint32_t v)
-{
-	v = htole32(v);
-	memcpy(p, &v, 4);
-}
-
-static uint32_t
-get32(const uint8_t *p)
-{
-	uint32_t v;
-	memcpy(&v, p, 4);
-	return le32toh(v);
-}
-
-static void
-header(uint8_t *p, uint8_t cmd, size_t size)
-{
-	memset(p, 0, 8);
-	p[0] = cmd;
-	uint16_t s = htole16((uint16_t)size);
-	memcpy(p + 2, &s, 2);
-}
 
 static int
 submit(struct xdom_context *ctx, const void *buf, size_t size, bool *polled)
@@ -200,7 +122,7 @@ init(struct xdom_context *ctx, size_t size, uint32_t query, uint32_t channel, ui
 	uint32_t version)
 {
 	uint8_t b[36] = {0};
-	header(b, XDOM_CMD_INIT, size);
+	cmd_header(b, XDOM_CMD_INIT, size);
 	put32(b + 8, query);
 	if (size == 16) {
 		put32(b + 12, type);
@@ -217,14 +139,14 @@ image_query(struct xdom_context *ctx, uint32_t w, uint32_t h, uint32_t format,
 	struct xdom_image_requirements *out)
 {
 	uint8_t b[24];
-	header(b, XDOM_CMD_GET_IMAGE_REQUIREMENTS, sizeof(b));
+	cmd_header(b, XDOM_CMD_GET_IMAGE_REQUIREMENTS, sizeof(b));
 	put32(b + 8, w);
 	put32(b + 12, h);
 	put32(b + 16, format);
 	put32(b + 20, 0x11);
-	memset(resource_ram[QUERY], 0xee, 64);
+	memset(resource_ram(QUERY), 0xee, 64);
 	int r = submit(ctx, b, sizeof(b), NULL);
-	memcpy(out, resource_ram[QUERY], sizeof(*out));
+	memcpy(out, resource_ram(QUERY), sizeof(*out));
 	return r;
 }
 
@@ -236,7 +158,7 @@ send_cmd(struct xdom_context *ctx, uint32_t count, const uint32_t *ids, const ui
 	size_t len = strlen(data);
 	size_t size = sizeof(struct xdom_send_receive) + len;
 	memset(b, 0, sizeof(b));
-	header(b, XDOM_CMD_SEND, size);
+	cmd_header(b, XDOM_CMD_SEND, size);
 	put32(b + 8, count);
 	put32(b + 12, announced);
 	for (uint32_t i = 0; i < count && i < XDOM_MAX_IDENTIFIERS; i++) {
@@ -252,7 +174,7 @@ write_cmd(struct xdom_context *ctx, uint32_t id, bool hang_up, const char *data,
 {
 	uint8_t b[256];
 	size_t len = strlen(data);
-	header(b, XDOM_CMD_WRITE, 24 + len);
+	cmd_header(b, XDOM_CMD_WRITE, 24 + len);
 	put32(b + 8, id);
 	put32(b + 12, hang_up);
 	put32(b + 16, announced);
@@ -265,7 +187,7 @@ static void
 poll_once(struct xdom_context *ctx)
 {
 	uint8_t b[16];
-	header(b, XDOM_CMD_POLL, sizeof(b));
+	cmd_header(b, XDOM_CMD_POLL, sizeof(b));
 	memset(b + 8, 0, 8);
 	bool polled = false;
 	CHECK(submit(ctx, b, sizeof(b), &polled) == 0 && polled);
@@ -318,7 +240,7 @@ compositor_send(const char *data, int fd)
 static const uint8_t *
 channel_ring(void)
 {
-	return resource_ram[CHANNEL];
+	return resource_ram(CHANNEL);
 }
 
 /* --- tests ---------------------------------------------------------------------- */
@@ -338,15 +260,15 @@ test_uninitialised_and_malformed(void)
 	uint8_t b[64] = {0};
 	CHECK(submit(ctx, b, 0, NULL) == 0);   // an empty buffer is fine
 	CHECK(submit(ctx, b, 8, NULL) == -EINVAL);   // cmd_size 0
-	header(b, XDOM_CMD_POLL, 17);
+	cmd_header(b, XDOM_CMD_POLL, 17);
 	CHECK(submit(ctx, b, 16, NULL) == -EINVAL);  // beyond the buffer
-	header(b, XDOM_CMD_POLL, 16);
+	cmd_header(b, XDOM_CMD_POLL, 16);
 	CHECK(submit(ctx, b, 20, NULL) == -EINVAL);  // 4 bytes after the last command
-	header(b, 9, 16);
+	cmd_header(b, 9, 16);
 	CHECK(submit(ctx, b, 16, NULL) == -EINVAL);  // a fork's command
-	header(b, XDOM_CMD_RECEIVE, 16);
+	cmd_header(b, XDOM_CMD_RECEIVE, 16);
 	CHECK(submit(ctx, b, 16, NULL) == -EINVAL);  // host to guest only
-	header(b, 0xff, 8);
+	cmd_header(b, 0xff, 8);
 	CHECK(submit(ctx, b, 8, NULL) == -EINVAL);
 
 	/* INIT: sizes, rings, channel types, the compositor refusing. */
@@ -403,7 +325,7 @@ test_image_requirements(void)
 		CHECK(image_query(ctx, i, 1, DRM_FORMAT_R8, &r) == 0 && le32toh(r.blob_id) % 2 == 0);
 	}
 	uint8_t b[16];
-	header(b, XDOM_CMD_GET_IMAGE_REQUIREMENTS, sizeof(b)); // too short
+	cmd_header(b, XDOM_CMD_GET_IMAGE_REQUIREMENTS, sizeof(b)); // too short
 	CHECK(submit(ctx, b, sizeof(b), NULL) == -EINVAL);
 	xdom_context_destroy(ctx);
 }
@@ -452,7 +374,7 @@ test_send(void)
 	CHECK(send_cmd(ctx, 1, &id, &type, "pool", 4) == 0);
 	CHECK(compositor_recv(buf, sizeof(buf), &fd) == 4 && fd >= 0);
 	struct vgpu_resource *got = vgpu_blob_import_fd(fd, OWNER);
-	CHECK(got == resources[BLOB_A]);
+	CHECK(got == vm_fixture.resources[BLOB_A]);
 	if (got != NULL) {
 		wlr_buffer_unlock(&got->base);
 	}
@@ -468,7 +390,7 @@ test_send(void)
 	/* The placeholder is sealed and empty. */
 	CHECK(a.st_size == 0 && write(fd, "x", 1) < 0);
 	/* Stale: the guest dropped the blob. */
-	drop_resource(BLOB_A);
+	vm_fixture_drop(BLOB_A);
 	CHECK(vgpu_blob_import_fd(fd, OWNER) == NULL);
 	CHECK(vgpu_blob_placeholder_count() == placeholders_before);
 	close(fd);
@@ -672,7 +594,7 @@ test_crossway_extensions(void)
 	struct xdom_context *plain = xdom_context_create(loop, "test", 1, OWNER, &ops, NULL);
 	CHECK(init(plain, 24, QUERY, CHANNEL, 1, 1) == 0); // libkrun's version 1: not crossway
 	uint8_t b[16];
-	header(b, XDOM_CMD_BLOB_REPLACE, 16);
+	cmd_header(b, XDOM_CMD_BLOB_REPLACE, 16);
 	put32(b + 8, BLOB_A);
 	put32(b + 12, BLOB_B);
 	CHECK(submit(plain, b, 16, NULL) == -EINVAL);
@@ -762,24 +684,24 @@ test_crossway_extensions(void)
 	CHECK(submit(ctx, b, 16, NULL) == -EINVAL);                // not attached
 	put32(b + 12, RES_2D);
 	CHECK(submit(ctx, b, 16, NULL) == -EINVAL);                // not a blob
-	header(b, XDOM_CMD_BLOB_REPLACE, 12);
+	cmd_header(b, XDOM_CMD_BLOB_REPLACE, 12);
 	CHECK(submit(ctx, b, 12, NULL) == -EINVAL);                // short
-	header(b, XDOM_CMD_BLOB_REPLACE, 16);
+	cmd_header(b, XDOM_CMD_BLOB_REPLACE, 16);
 	put32(b + 12, BLOB_B);
 	CHECK(submit(ctx, b, 16, NULL) == 0);
 	struct vgpu_resource *got_blob = vgpu_blob_import_fd(fd, OWNER);
-	CHECK(got_blob == resources[BLOB_B]);
+	CHECK(got_blob == vm_fixture.resources[BLOB_B]);
 	if (got_blob != NULL) {
 		wlr_buffer_unlock(&got_blob->base);
 	}
-	drop_resource(BLOB_A); // the guest drops the old pool blob: the placeholder lives on
+	vm_fixture_drop(BLOB_A); // the guest drops the old pool blob: the placeholder lives on
 	got_blob = vgpu_blob_import_fd(fd, OWNER);
-	CHECK(got_blob == resources[BLOB_B]);
+	CHECK(got_blob == vm_fixture.resources[BLOB_B]);
 	if (got_blob != NULL) {
 		wlr_buffer_unlock(&got_blob->base);
 	}
 	CHECK(vgpu_blob_placeholder_count() == placeholders_before + 1);
-	drop_resource(BLOB_B);
+	vm_fixture_drop(BLOB_B);
 	CHECK(vgpu_blob_import_fd(fd, OWNER) == NULL);
 	CHECK(vgpu_blob_placeholder_count() == placeholders_before);
 	close(fd);
@@ -798,21 +720,23 @@ test_ring_bounds(void)
 	CHECK(init(ctx, 20, QUERY, CHANNEL, 1, 0) == 0);
 	polls_done = 0;
 	/* The guest detaches its channel ring: messages are dropped, not written anywhere. */
-	attached[CHANNEL] = false;
+	vm_fixture.attached[CHANNEL] = false;
 	compositor_send("lost", -1);
 	poll_once(ctx);
 	spin();
 	CHECK(polls_done == 0);
-	attached[CHANNEL] = true;
+	vm_fixture.attached[CHANNEL] = true;
 	struct xdom_stats st;
 	xdom_context_get_stats(ctx, &st);
 	CHECK(st.queued == 0 && st.polls == 1);
 	/* vgpu_resource_write_guest itself refuses ranges beyond the blob. */
 	uint8_t x[8] = {0};
-	CHECK(vgpu_resource_write_guest(resources[SMALL_RING], &mem, 2048, x, 8) == -EINVAL);
-	CHECK(vgpu_resource_write_guest(resources[SMALL_RING], &mem, 2040, x, 8) == 0);
-	CHECK(vgpu_resource_write_guest(resources[SMALL_RING], &mem, UINT64_MAX - 2, x, 8) == -EINVAL);
-	CHECK(vgpu_resource_write_guest(resources[RES_2D], &mem, 0, x, 8) == -EINVAL); // no backing
+	struct vgpu_resource *small = vm_fixture.resources[SMALL_RING];
+	const struct vu_guest_memory *mem = &vm_fixture.mem;
+	CHECK(vgpu_resource_write_guest(small, mem, 2048, x, 8) == -EINVAL);
+	CHECK(vgpu_resource_write_guest(small, mem, 2040, x, 8) == 0);
+	CHECK(vgpu_resource_write_guest(small, mem, UINT64_MAX - 2, x, 8) == -EINVAL);
+	CHECK(vgpu_resource_write_guest(vm_fixture.resources[RES_2D], mem, 0, x, 8) == -EINVAL); // no backing
 	xdom_context_destroy(ctx);
 }
 
@@ -842,13 +766,13 @@ test_ring_error_logged_once(void)
 	log_matches = 0;
 	struct xdom_context *ctx = xdom_context_create(loop, "test", 1, OWNER, &ops, NULL);
 	CHECK(init(ctx, 20, QUERY, CHANNEL, 1, 0) == 0);
-	attached[CHANNEL] = false;
+	vm_fixture.attached[CHANNEL] = false;
 	for (int i = 0; i < 5; i++) {
 		compositor_send("lost", -1);
 		poll_once(ctx);
 		spin();
 	}
-	attached[CHANNEL] = true;
+	vm_fixture.attached[CHANNEL] = true;
 	CHECK(log_matches == 1);
 	xdom_context_destroy(ctx);
 	log_match = NULL;
@@ -980,17 +904,17 @@ test_budgets(void)
 int
 main(void)
 {
-	make_memory();
+	CHECK(vm_fixture_init(4 * MIB) == 0);
 	loop = wl_event_loop_create();
 	make_blob(QUERY, 0, 1, 4096);
 	make_blob(CHANNEL, 4, 1, 4096);
 	make_blob(BLOB_A, 16, 4, 4 * 4096);
 	make_blob(BLOB_B, 20, 4, 4 * 4096);
 	make_blob(BLOB_DETACHED, 24, 1, 4096);
-	attached[BLOB_DETACHED] = false;
+	vm_fixture.attached[BLOB_DETACHED] = false;
 	make_blob(SMALL_RING, 28, 1, 2048);
-	resources[RES_2D] = vgpu_resource_create_2d(RES_2D, 2, 16, 16);
-	attached[RES_2D] = true;
+	vm_fixture.resources[RES_2D] = vgpu_resource_create_2d(RES_2D, 2, 16, 16);
+	vm_fixture.attached[RES_2D] = true;
 
 	test_uninitialised_and_malformed();
 	test_image_requirements();
@@ -1003,14 +927,10 @@ main(void)
 	test_streamed_kinds();
 	test_budgets();
 
-	for (uint32_t i = 0; i < MAX_RES; i++) {
-		drop_resource(i);
-	}
 	if (compositor >= 0) {
 		close(compositor);
 	}
 	wl_event_loop_destroy(loop);
-	munmap(ram, 4 * MIB);
-	vu_mem_finish(&mem);
+	vm_fixture_finish();
 	CHECK_DONE();
 }

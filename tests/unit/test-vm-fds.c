@@ -11,7 +11,6 @@
  * client went (about 1000 per context, x 64 contexts per VM).
  */
 #define _GNU_SOURCE
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdbool.h>
@@ -32,18 +31,16 @@
 #include "vm.h"
 #include "vm_client.h"
 #include "vm_shm.h"
+#include "vm_fixture.h"
+#include "vm_fixture_vm.h"
 
 #define MIB (1024 * 1024)
-#define GPA_BASE 0x100000ull
 #define QUERY 1
 #define CHANNEL 2
 #define BLOB_A 10
-#define MAX_RES 16
 #define MAX_CTX 24
 
-static struct vu_guest_memory mem;
 static struct wl_display *display;
-static struct vgpu_resource *res[MAX_RES];
 
 /* A context as the device keeps it: its VM and its engine. */
 struct test_ctx {
@@ -52,20 +49,6 @@ struct test_ctx {
 	struct xdom_context *xdom;
 };
 static struct test_ctx ctxs[MAX_CTX];
-
-static struct vgpu_resource *
-t_resource(void *data, uint32_t id)
-{
-	(void)data;
-	return id < MAX_RES ? res[id] : NULL;
-}
-
-static const struct vu_guest_memory *
-t_memory(void *data)
-{
-	(void)data;
-	return &mem;
-}
 
 static void
 t_poll_done(void *data)
@@ -102,43 +85,13 @@ t_vm_fds_held(void *data)
 }
 
 static const struct xdom_ops ops = {
-	.resource = t_resource,
-	.memory = t_memory,
+	.resource = vm_fixture_resource,
+	.memory = vm_fixture_memory,
 	.poll_done = t_poll_done,
 	.connect_wayland = t_connect,
 	.fds_taken = t_fds_taken,
 	.vm_fds_held = t_vm_fds_held,
 };
-
-static int
-open_fds(void)
-{
-	int n = 0;
-	DIR *d = opendir("/proc/self/fd");
-	while (d != NULL && readdir(d) != NULL) {
-		n++;
-	}
-	if (d != NULL) {
-		closedir(d);
-	}
-	return n;
-}
-
-static void
-put32(uint8_t *p, uint32_t v)
-{
-	v = htole32(v);
-	memcpy(p, &v, 4);
-}
-
-static void
-header(uint8_t *p, uint8_t cmd, size_t size)
-{
-	memset(p, 0, 8);
-	p[0] = cmd;
-	uint16_t s = htole16((uint16_t)size);
-	memcpy(p + 2, &s, 2);
-}
 
 static void
 spin(void)
@@ -152,10 +105,7 @@ spin(void)
 static void
 make_blob(uint32_t id, unsigned page, unsigned pages)
 {
-	struct vgpu_backing_entry e = {.gpa = GPA_BASE + page * 4096ull, .length = pages * 4096};
-	uint32_t err = 0;
-	res[id] = vgpu_resource_create_blob(id, &mem, &e, 1, pages * 4096ull, &err);
-	CHECK(res[id] != NULL);
+	CHECK(vm_fixture_add_blob(id, page, pages, pages * 4096ull) == 0);
 }
 
 static struct xdom_context *
@@ -168,7 +118,7 @@ open_ctx(int slot, struct cw_vm *vm, struct xdom_budget *budget)
 	xdom_context_set_budget(x, budget);
 	ctxs[slot].xdom = x;
 	uint8_t b[24];
-	header(b, XDOM_CMD_INIT, sizeof(b));
+	cmd_header(b, XDOM_CMD_INIT, sizeof(b));
 	put32(b + 8, QUERY);
 	put32(b + 12, CHANNEL);
 	put32(b + 16, XDOM_CHANNEL_WAYLAND);
@@ -193,7 +143,7 @@ send_msg(struct xdom_context *x, const void *data, uint32_t len, uint32_t nfds)
 	static uint8_t s[XDOM_RING_SIZE];
 	size_t size = sizeof(struct xdom_send_receive) + len;
 	memset(s, 0, sizeof(s));
-	header(s, XDOM_CMD_SEND, size);
+	cmd_header(s, XDOM_CMD_SEND, size);
 	put32(s + 8, nfds);
 	put32(s + 12, len);
 	for (uint32_t k = 0; k < nfds; k++) {
@@ -230,11 +180,11 @@ park_fds(struct xdom_context *x, uint32_t *next_id)
 static void
 test_one_context(struct cw_vm *vm, struct xdom_budget *budget)
 {
-	int before = open_fds();
+	int before = vm_fixture_open_fds();
 	struct xdom_context *x = open_ctx(0, vm, budget);
 	uint32_t next_id = 2;
 	int refused = park_fds(x, &next_id);
-	int grown = open_fds() - before;
+	int grown = vm_fixture_open_fds() - before;
 	fprintf(stderr, "one context: %d of 36 SENDs refused, crossway holds %d more fds\n",
 		refused, grown);
 	/* Before: +1012 (every placeholder stayed in libwayland's connection). */
@@ -245,14 +195,14 @@ test_one_context(struct cw_vm *vm, struct xdom_budget *budget)
 	CHECK(st.fds_held <= XDOM_MAX_HELD_FDS);
 	CHECK(st.wayland_open);
 	close_ctx(0);
-	CHECK(open_fds() <= before + 1);
+	CHECK(vm_fixture_open_fds() <= before + 1);
 }
 
 static void
 test_many_contexts(struct cw_vm *vm, struct cw_vm *other, struct xdom_budget *budget,
 	struct xdom_budget *other_budget)
 {
-	int before = open_fds();
+	int before = vm_fixture_open_fds();
 	int contexts = 16; // the device's default max_contexts
 	for (int c = 0; c < contexts; c++) {
 		uint32_t next_id = 2; // a new client's first id
@@ -261,7 +211,7 @@ test_many_contexts(struct cw_vm *vm, struct cw_vm *other, struct xdom_budget *bu
 		xdom_context_get_stats(ctxs[c].xdom, &st);
 		CHECK(st.wayland_open);
 	}
-	int grown = open_fds() - before;
+	int grown = vm_fixture_open_fds() - before;
 	fprintf(stderr, "%d contexts: crossway holds %d more fds\n", contexts, grown);
 	/* Before: +8089 with eight contexts. */
 	CHECK(grown <= XDOM_MAX_VM_HELD_FDS + 4 * contexts);
@@ -275,7 +225,7 @@ test_many_contexts(struct cw_vm *vm, struct cw_vm *other, struct xdom_budget *bu
 	for (int c = 0; c < contexts; c++) {
 		close_ctx(c);
 	}
-	CHECK(open_fds() <= before + 1);
+	CHECK(vm_fixture_open_fds() <= before + 1);
 }
 
 /*
@@ -286,7 +236,7 @@ test_many_contexts(struct cw_vm *vm, struct cw_vm *other, struct xdom_budget *bu
 static void
 test_fds_taken(struct cw_vm *vm, struct xdom_budget *budget)
 {
-	int before = open_fds();
+	int before = vm_fixture_open_fds();
 	struct xdom_context *x = open_ctx(0, vm, budget);
 	/* wl_display.get_registry(2); wl_registry.bind(1, "wl_shm", 1, 3) */
 	uint32_t setup[] = {
@@ -332,7 +282,7 @@ test_fds_taken(struct cw_vm *vm, struct xdom_budget *budget)
 	CHECK(st.wayland_open);
 	CHECK(st.fds_held == 0);
 	close_ctx(0);
-	CHECK(open_fds() <= before + 1);
+	CHECK(vm_fixture_open_fds() <= before + 1);
 }
 
 int
@@ -341,24 +291,14 @@ main(void)
 	wlr_log_init(WLR_ERROR, NULL);
 	display = wl_display_create();
 	CHECK(cw_vm_shm_create(display, NULL) != NULL); // global name 1
-	int fd = memfd_create("guest", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-	CHECK(fd >= 0 && ftruncate(fd, 4 * MIB) == 0);
-	CHECK(fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) == 0);
-	vu_mem_init(&mem);
-	CHECK(vu_mem_add_region(&mem, fd, GPA_BASE, 4 * MIB, 0x7f0000000000, 0) == 0);
-	close(fd);
+	CHECK(vm_fixture_init(4 * MIB) == 0);
 	make_blob(QUERY, 0, 1);
 	make_blob(CHANNEL, 1, 1);
 	make_blob(BLOB_A, 2, 1);
 
-	static char device_a, device_b;
-	struct cw_vm work = {0}, play = {0};
-	snprintf(work.config.name, sizeof(work.config.name), "work");
-	snprintf(play.config.name, sizeof(play.config.name), "play");
-	work.device = (struct vgpu_device *)(void *)&device_a;
-	play.device = (struct vgpu_device *)(void *)&device_b;
-	wl_list_init(&work.clients);
-	wl_list_init(&play.clients);
+	struct cw_vm work, play;
+	vm_fixture_fake_vm(&work, "work");
+	vm_fixture_fake_vm(&play, "play");
 	struct xdom_budget work_budget = {0}, play_budget = {0};
 
 	test_one_context(&work, &work_budget);
@@ -367,12 +307,7 @@ main(void)
 	CHECK(work_budget.memory == 0 && play_budget.memory == 0);
 
 	wl_display_destroy_clients(display);
-	for (int i = 0; i < MAX_RES; i++) {
-		if (res[i] != NULL) {
-			vgpu_resource_unref(res[i]);
-		}
-	}
+	vm_fixture_finish();
 	wl_display_destroy(display);
-	vu_mem_finish(&mem);
 	CHECK_DONE();
 }

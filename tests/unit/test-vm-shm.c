@@ -17,7 +17,6 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
-#include <dirent.h>
 #include <stdio.h>
 #include <unistd.h>
 #include <wayland-client.h>
@@ -32,10 +31,11 @@
 #include "vm_client.h"
 #include "vm_policy.h"
 #include "vm_shm.h"
+#include "vm_fixture.h"
+#include "vm_fixture_vm.h"
 
 #define MIB (1024 * 1024)
 #define PAGE 4096
-#define GUEST_BASE 0x100000u
 
 /* Stands for a host-only global: only its name matters to the filter. */
 static const struct wl_interface fake_screencopy_interface = {
@@ -46,9 +46,6 @@ struct harness {
 	struct wl_display *display;
 	struct wl_event_loop *loop;
 	struct cw_vm_shm *vm_shm;
-	uint8_t *ram; // guest RAM as the guest writes it
-	struct vu_guest_memory mem;
-	int ram_fd;
 	uint32_t next_page; // guest pages handed out so far
 };
 
@@ -236,38 +233,16 @@ conn_close(struct harness *h, struct conn *c)
 
 /* --- guest memory ---------------------------------------------------------------- */
 
-static void
-guest_memory_init(struct harness *h)
-{
-	h->ram_fd = memfd_create("guest", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-	CHECK(h->ram_fd >= 0 && ftruncate(h->ram_fd, 4 * MIB) == 0);
-	CHECK(fcntl(h->ram_fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) == 0);
-	vu_mem_init(&h->mem);
-	CHECK(vu_mem_add_region(&h->mem, h->ram_fd, GUEST_BASE, 4 * MIB, 0x7f0000000000, 0) == 0);
-	h->ram = mmap(NULL, 4 * MIB, PROT_READ | PROT_WRITE, MAP_SHARED, h->ram_fd, 0);
-	CHECK(h->ram != MAP_FAILED);
-}
-
 /* A guest blob of `pages` fresh pages, filled with `fill`. */
 static struct vgpu_resource *
 make_blob(struct harness *h, uint32_t pages, uint8_t fill)
 {
-	struct vgpu_backing_entry entry = {
-		.gpa = GUEST_BASE + (uint64_t)h->next_page * PAGE, .length = pages * PAGE};
-	memset(h->ram + (size_t)h->next_page * PAGE, fill, (size_t)pages * PAGE);
-	uint32_t error = 0;
-	struct vgpu_resource *blob = vgpu_resource_create_blob(100 + h->next_page, &h->mem, &entry, 1,
-		(uint64_t)pages * PAGE, &error);
+	memset(vm_fixture.ram + (size_t)h->next_page * PAGE, fill, (size_t)pages * PAGE);
+	struct vgpu_resource *blob = vm_fixture_new_blob(100 + h->next_page, h->next_page, pages,
+		(uint64_t)pages * PAGE);
 	CHECK(blob != NULL);
 	h->next_page += pages;
 	return blob;
-}
-
-/* Where the guest writes the blob's byte `offset` (blobs are one run of pages here). */
-static uint8_t *
-guest_bytes(struct harness *h, const struct vgpu_resource *blob, size_t offset)
-{
-	return h->ram + (blob->backing_count > 0 ? blob->backing[0].gpa - GUEST_BASE : 0) + offset;
 }
 
 /* --- server-side view of a client's wl_buffer -------------------------------------- */
@@ -378,7 +353,7 @@ test_buffers(struct harness *h, struct cw_vm *vm)
 		/* No copy: the pointer is the blob's view of the guest pages. */
 		CHECK(pixels == blob->blob_map + PAGE);
 		CHECK(pixels[0] == 0x11);
-		*guest_bytes(h, blob, PAGE + 5) = 0x77;
+		*vm_fixture_bytes(blob, PAGE + 5) = 0x77;
 		CHECK(pixels[5] == 0x77);
 		wlr_buffer_end_data_ptr_access(image);
 	}
@@ -586,20 +561,6 @@ test_layouts(struct harness *h, struct cw_vm *vm)
 }
 
 static int
-count_fds(void)
-{
-	int n = 0;
-	DIR *d = opendir("/proc/self/fd");
-	while (d != NULL && readdir(d) != NULL) {
-		n++;
-	}
-	if (d != NULL) {
-		closedir(d);
-	}
-	return n;
-}
-
-static int
 count_maps(void)
 {
 	FILE *f = fopen("/proc/self/maps", "r");
@@ -626,7 +587,7 @@ test_pool_fds(struct harness *h, struct cw_vm *vm)
 	CHECK(placeholder >= 0);
 	struct conn c;
 	conn_open_vm(h, &c, vm);
-	int before = count_fds();
+	int before = vm_fixture_open_fds();
 	static struct wl_shm_pool *pools[CW_VM_SHM_MAX_POOLS + 1];
 	for (int i = 0; i < CW_VM_SHM_MAX_POOLS; i++) {
 		pools[i] = wl_shm_create_pool(c.shm, placeholder, PAGE);
@@ -635,13 +596,13 @@ test_pool_fds(struct harness *h, struct cw_vm *vm)
 		}
 	}
 	CHECK(roundtrip(h, &c));
-	int grown = count_fds() - before;
+	int grown = vm_fixture_open_fds() - before;
 	fprintf(stderr, "%d pools: crossway holds %d more fds\n", CW_VM_SHM_MAX_POOLS, grown);
 	CHECK(grown <= 1);
 	/* The guest frees the blob: the pools stay, no fd with them. */
 	vgpu_resource_unref(blob);
 	CHECK(roundtrip(h, &c));
-	CHECK(count_fds() - before <= 1);
+	CHECK(vm_fixture_open_fds() - before <= 1);
 	/* One more is a protocol error. */
 	pools[CW_VM_SHM_MAX_POOLS] = wl_shm_create_pool(c.shm, placeholder, PAGE);
 	close(placeholder);
@@ -651,7 +612,7 @@ test_pool_fds(struct harness *h, struct cw_vm *vm)
 	}
 	conn_close(h, &c);
 	CHECK(count_clients(h->display, vm) == 0);
-	CHECK(count_fds() - before <= 0);
+	CHECK(vm_fixture_open_fds() - before <= 0);
 }
 
 /* A blob of `pieces` non-adjacent pages: one kernel mapping each. */
@@ -660,11 +621,11 @@ make_scattered_blob(struct harness *h, uint32_t id, unsigned pieces)
 {
 	struct vgpu_backing_entry *e = calloc(pieces, sizeof(*e));
 	for (unsigned i = 0; i < pieces; i++) {
-		e[i].gpa = GUEST_BASE + (uint64_t)(2 * i) * PAGE;
+		e[i].gpa = VM_FIXTURE_GPA + (uint64_t)(2 * i) * PAGE;
 		e[i].length = PAGE;
 	}
 	uint32_t error = 0;
-	struct vgpu_resource *blob = vgpu_resource_create_blob(id, &h->mem, e, pieces,
+	struct vgpu_resource *blob = vgpu_resource_create_blob(id, &vm_fixture.mem, e, pieces,
 		(uint64_t)pieces * PAGE, &error);
 	free(e);
 	CHECK(blob != NULL);
@@ -776,17 +737,11 @@ main(void)
 	CHECK(h.vm_shm != NULL);
 	cw_vm_policy_init(h.display, h.vm_shm);
 	CHECK(wl_global_create(h.display, &fake_screencopy_interface, 1, NULL, NULL) != NULL);
-	guest_memory_init(&h);
+	CHECK(vm_fixture_init(4 * MIB) == 0);
 
-	/* Two VMs; their devices are only compared, never used here. */
-	static char device_a, device_b;
-	struct cw_vm work = {0}, play = {0};
-	snprintf(work.config.name, sizeof(work.config.name), "work");
-	snprintf(play.config.name, sizeof(play.config.name), "play");
-	work.device = (struct vgpu_device *)(void *)&device_a;
-	play.device = (struct vgpu_device *)(void *)&device_b;
-	wl_list_init(&work.clients);
-	wl_list_init(&play.clients);
+	struct cw_vm work, play;
+	vm_fixture_fake_vm(&work, "work");
+	vm_fixture_fake_vm(&play, "play");
 
 	test_visibility(&h, &work);
 	test_buffers(&h, &work);
@@ -800,8 +755,6 @@ main(void)
 	CHECK(vgpu_blob_placeholder_count() == 0);
 	wl_display_destroy_clients(h.display);
 	wl_display_destroy(h.display);
-	munmap(h.ram, 4 * MIB);
-	vu_mem_finish(&h.mem);
-	close(h.ram_fd);
+	vm_fixture_finish();
 	CHECK_DONE();
 }
