@@ -9,7 +9,6 @@
 #include <endian.h>
 #include <linux/input-event-codes.h>
 #include <stdarg.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <wlr/util/log.h>
@@ -48,6 +47,14 @@ enum {
 #define LAST_KEY 255
 #define KEY_BITMAP_BYTES ((BTN_EXTRA / 8) + 1)
 
+/* Counters, for the disconnect log line. */
+struct vinput_stats {
+	uint64_t events_sent;    // written into the guest's buffers
+	uint64_t events_dropped; // discarded: the guest did not take them in time
+	uint64_t status_events;  // received on the status queue
+	uint32_t leds;           // bit n: LED n is on, as the guest last said
+};
+
 struct input_event_le {
 	uint16_t type;
 	uint16_t code;
@@ -56,7 +63,6 @@ struct input_event_le {
 
 struct vinput_device {
 	char *name;
-	struct wl_event_loop *loop;
 	struct vu_server *server;
 	struct vu_dev *dev; // NULL when no front end is connected
 	bool queue_running[2];
@@ -87,6 +93,14 @@ vinput_log(const struct vinput_device *device, enum wlr_log_importance level, co
 	va_start(args, fmt);
 	vu_vm_logv(level, device->name, "input: ", fmt, args);
 	va_end(args);
+}
+
+/* A driver runs (both queues started): events sent now reach the guest. */
+static bool
+driver_ready(const struct vinput_device *device)
+{
+	return device != NULL && device->dev != NULL && device->queue_running[EVENT_QUEUE] &&
+		device->queue_running[STATUS_QUEUE];
 }
 
 /* --- what the device offers ------------------------------------------------ */
@@ -273,7 +287,7 @@ group_add(struct group *group, uint16_t type, uint16_t code, int32_t value)
 static bool
 send_group(struct vinput_device *device, struct group *group)
 {
-	if (group->count == 0 || !vinput_device_ready(device)) {
+	if (group->count == 0 || !driver_ready(device)) {
 		return false;
 	}
 	group->events[group->count++] = (struct input_event_le){
@@ -298,13 +312,6 @@ send_group(struct vinput_device *device, struct group *group)
 }
 
 /* --- the API crossway uses -------------------------------------------------- */
-
-bool
-vinput_device_ready(const struct vinput_device *device)
-{
-	return device != NULL && device->dev != NULL && device->queue_running[EVENT_QUEUE] &&
-		device->queue_running[STATUS_QUEUE];
-}
 
 /* Sends a key or button change if the guest's view of it changes. */
 static void
@@ -415,12 +422,6 @@ vinput_device_buttons_down(const struct vinput_device *device)
 	return false;
 }
 
-void
-vinput_device_stats(const struct vinput_device *device, struct vinput_stats *stats)
-{
-	*stats = device->stats;
-}
-
 /* --- status queue ------------------------------------------------------------- */
 
 static void
@@ -495,16 +496,9 @@ set_config(void *data, uint32_t offset, const uint8_t *buf, uint32_t size)
 }
 
 static void
-features_set(void *data, uint64_t features)
-{
-	(void)data;
-	(void)features; // virtio-input has no device features
-}
-
-static void
 update_ready(struct vinput_device *device, bool was_ready)
 {
-	bool ready = vinput_device_ready(device);
+	bool ready = driver_ready(device);
 	if (ready && !was_ready) {
 		vinput_log(device, WLR_INFO, "driver ready");
 	} else if (!ready && was_ready) {
@@ -517,7 +511,7 @@ queue_kicked(void *data, struct vu_dev *dev, unsigned index)
 {
 	struct vinput_device *device = data;
 	(void)dev;
-	bool was_ready = vinput_device_ready(device);
+	bool was_ready = driver_ready(device);
 	if (index < 2) {
 		device->queue_running[index] = true;
 	}
@@ -545,7 +539,7 @@ queue_stopped(void *data, struct vu_dev *dev, unsigned index)
 {
 	struct vinput_device *device = data;
 	(void)dev;
-	bool was_ready = vinput_device_ready(device);
+	bool was_ready = driver_ready(device);
 	if (index < 2) {
 		device->queue_running[index] = false;
 	}
@@ -570,10 +564,10 @@ disconnected(void *data, struct vu_dev *dev)
 {
 	struct vinput_device *device = data;
 	(void)dev;
-	vinput_log(device, WLR_INFO, "VMM disconnected; events sent=%llu dropped=%llu status=%llu",
-		(unsigned long long)device->stats.events_sent,
+	vinput_log(device, WLR_INFO, "VMM disconnected; events sent=%llu dropped=%llu status=%llu "
+		"leds=0x%x", (unsigned long long)device->stats.events_sent,
 		(unsigned long long)device->stats.events_dropped,
-		(unsigned long long)device->stats.status_events);
+		(unsigned long long)device->stats.status_events, device->stats.leds);
 	device->dev = NULL;
 	device->queue_running[EVENT_QUEUE] = device->queue_running[STATUS_QUEUE] = false;
 	forget_guest_state(device);
@@ -587,7 +581,7 @@ static const struct vu_device_ops device_ops = {
 	.num_queues = 2,
 	.get_config = get_config,
 	.set_config = set_config,
-	.features_set = features_set,
+	/* No features_set: virtio-input has no device features. */
 	.queue_kicked = queue_kicked,
 	.queue_stopped = queue_stopped,
 	.connected = connected,
@@ -601,7 +595,6 @@ vinput_device_create(struct wl_event_loop *loop, const char *socket_path, const 
 	if (device == NULL) {
 		return NULL;
 	}
-	device->loop = loop;
 	device->name = strdup(name);
 	if (device->name == NULL) {
 		vinput_device_destroy(device);

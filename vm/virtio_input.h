@@ -45,9 +45,6 @@ struct vinput_device *vinput_device_create(struct wl_event_loop *loop, const cha
 	const char *name);
 void vinput_device_destroy(struct vinput_device *device);
 
-/* A driver is running: events sent now reach the guest. */
-bool vinput_device_ready(const struct vinput_device *device);
-
 /* A key (evdev code) went down or up. Codes the device does not offer are ignored. */
 void vinput_device_key(struct vinput_device *device, uint32_t code, bool pressed);
 /* A pointer button (BTN_LEFT...BTN_EXTRA) went down or up. */
@@ -62,14 +59,5 @@ void vinput_device_release_keys(struct vinput_device *device);
 void vinput_device_release_buttons(struct vinput_device *device);
 /* Whether the guest holds a pointer button down (an implicit grab). */
 bool vinput_device_buttons_down(const struct vinput_device *device);
-
-/* Counters, for logs and tests. */
-struct vinput_stats {
-	uint64_t events_sent;    // written into the guest's buffers
-	uint64_t events_dropped; // discarded: the guest did not take them in time
-	uint64_t status_events;  // received on the status queue
-	uint32_t leds;           // bit n: LED n is on, as the guest last said
-};
-void vinput_device_stats(const struct vinput_device *device, struct vinput_stats *stats);
 
 #endif

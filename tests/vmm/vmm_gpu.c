@@ -103,21 +103,6 @@ static void cmd_fail(struct vmm_gpu_cmd *c, const char *fmt, ...)
 	c->status = -1;
 }
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int remaining_ms(int64_t deadline)
-{
-	int64_t left = deadline - now_ms();
-
-	return left < 0 ? 0 : (int)left;
-}
-
 /* ------------------------------------------------------------------ */
 /* Names                                                               */
 /* ------------------------------------------------------------------ */
@@ -784,7 +769,7 @@ fail:
  */
 static int wait_cmd(struct vmm_gpu *gpu, struct vmm_gpu_cmd *c, int timeout_ms)
 {
-	int64_t deadline = now_ms() + timeout_ms;
+	int64_t deadline = vmm_now_ms() + timeout_ms;
 
 	while (!c->done) {
 		struct vmm_vring *vr = vmm_dev_vring(gpu->dev, c->queue);
@@ -795,7 +780,7 @@ static int wait_cmd(struct vmm_gpu *gpu, struct vmm_gpu_cmd *c, int timeout_ms)
 					vmm_gpu_cmd_name(c->type));
 			return -1;
 		}
-		r = vmm_dev_wait_call(gpu->dev, c->queue, remaining_ms(deadline));
+		r = vmm_dev_wait_call(gpu->dev, c->queue, vmm_remaining_ms(deadline));
 		if (r < 0)
 			return -1;
 		if (r == 0) {
@@ -881,13 +866,13 @@ int vmm_gpu_wait_fence(struct vmm_gpu *gpu, uint64_t fence_id, int timeout_ms)
 
 int vmm_gpu_wait_all(struct vmm_gpu *gpu, int timeout_ms)
 {
-	int64_t deadline = now_ms() + timeout_ms;
+	int64_t deadline = vmm_now_ms() + timeout_ms;
 	int r = 0;
 
 	while (gpu->cmds) {
 		struct vmm_gpu_cmd *c = gpu->cmds;
 
-		if (wait_cmd(gpu, c, remaining_ms(deadline)) < 0)
+		if (wait_cmd(gpu, c, vmm_remaining_ms(deadline)) < 0)
 			r = -1;
 		if (!c->done)
 			return -1;
@@ -1514,7 +1499,7 @@ int vmm_gpu_inject(struct vmm_gpu *gpu, enum vmm_gpu_fault fault, uint32_t arg,
 		int timeout_ms, uint32_t *used_len, uint32_t *resp_type)
 {
 	struct vmm_vring *vr = vmm_dev_vring(gpu->dev, VMM_GPU_CTRLQ);
-	int64_t deadline = now_ms() + timeout_ms;
+	int64_t deadline = vmm_now_ms() + timeout_ms;
 	struct vmm_vbuf bufs[3];
 	struct vmm_gpu_cmd *c;
 	uint8_t cmd[HDR_SIZE];
@@ -1542,7 +1527,7 @@ int vmm_gpu_inject(struct vmm_gpu *gpu, enum vmm_gpu_fault fault, uint32_t arg,
 	if (vmm_dev_kick(gpu->dev, VMM_GPU_CTRLQ) < 0)
 		return -1;
 	while (!c->done) {
-		int r = vmm_dev_wait_call(gpu->dev, VMM_GPU_CTRLQ, remaining_ms(deadline));
+		int r = vmm_dev_wait_call(gpu->dev, VMM_GPU_CTRLQ, vmm_remaining_ms(deadline));
 
 		/* Both leave the command linked: in flight until a reset, or
 		 * already abandoned because the back end hung up. */

@@ -63,21 +63,6 @@ struct vmm_input {
 	bool repost, probed;
 };
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int remaining_ms(int64_t deadline)
-{
-	int64_t left = deadline - now_ms();
-
-	return left < 0 ? 0 : (int)left;
-}
-
 /* ------------------------------------------------------------------ */
 /* Construction                                                        */
 /* ------------------------------------------------------------------ */
@@ -611,10 +596,10 @@ static struct slot *free_misc(struct vmm_input *in)
 
 static int wait_status(struct vmm_input *in, struct slot *s)
 {
-	int64_t deadline = now_ms() + vmm_dev_config(in->dev)->timeout_ms;
+	int64_t deadline = vmm_now_ms() + vmm_dev_config(in->dev)->timeout_ms;
 
 	while (!s->done) {
-		int r = vmm_dev_wait_call(in->dev, VMM_INPUT_STATUSQ, remaining_ms(deadline));
+		int r = vmm_dev_wait_call(in->dev, VMM_INPUT_STATUSQ, vmm_remaining_ms(deadline));
 
 		if (r == 0)
 			r = check_lost_call(in, VMM_INPUT_STATUSQ);

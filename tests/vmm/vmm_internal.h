@@ -4,6 +4,8 @@
 #ifndef CW_VMM_INTERNAL_H
 #define CW_VMM_INTERNAL_H
 
+#include <time.h>
+
 #include "vmm.h"
 
 /* vhost-user header flags (vhost-user.md §2). */
@@ -128,6 +130,22 @@ int vmm_gpusock_open(struct vmm_dev *dev, int *their_end);
 void vmm_gpusock_close(struct vmm_dev *dev);
 int vmm_gpusock_service(struct vmm_dev *dev);
 bool vmm_gpusock_pollable(const struct vmm_dev *dev);
+
+/* Monotonic milliseconds, and what is left of a deadline in them (>= 0). */
+static inline int64_t vmm_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static inline int vmm_remaining_ms(int64_t deadline)
+{
+	int64_t left = deadline - vmm_now_ms();
+
+	return left < 0 ? 0 : (int)left;
+}
 
 static inline void vmm_put32(uint8_t *p, uint32_t v)
 {

@@ -121,21 +121,6 @@ static void close_fd(int *fd)
 	}
 }
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int remaining_ms(int64_t deadline)
-{
-	int64_t left = deadline - now_ms();
-
-	return left < 0 ? 0 : (int)left;
-}
-
 /* ------------------------------------------------------------------ */
 /* Construction                                                        */
 /* ------------------------------------------------------------------ */
@@ -389,14 +374,14 @@ static int service_ready(struct vmm_dev *dev, const struct pollfd *p)
 
 int vmm_dev_wait_fd(struct vmm_dev *dev, int fd, int timeout_ms)
 {
-	int64_t deadline = now_ms() + timeout_ms;
+	int64_t deadline = vmm_now_ms() + timeout_ms;
 
 	for (;;) {
 		struct pollfd p[P_COUNT];
 		int n;
 
 		build_pollset(dev, fd, p);
-		n = poll(p, P_COUNT, remaining_ms(deadline));
+		n = poll(p, P_COUNT, vmm_remaining_ms(deadline));
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
@@ -407,7 +392,7 @@ int vmm_dev_wait_fd(struct vmm_dev *dev, int fd, int timeout_ms)
 			return -1;
 		if (p[P_TARGET].revents)
 			return 1;
-		if (n == 0 || remaining_ms(deadline) == 0)
+		if (n == 0 || vmm_remaining_ms(deadline) == 0)
 			return 0;
 	}
 }
@@ -520,7 +505,7 @@ static int recv_bytes(struct vmm_dev *dev, uint8_t *buf, size_t len,
 			.msg_control = ctl.buf, .msg_controllen = sizeof(ctl.buf),
 		};
 		ssize_t n;
-		int r = vmm_dev_wait_fd(dev, dev->sock, remaining_ms(deadline));
+		int r = vmm_dev_wait_fd(dev, dev->sock, vmm_remaining_ms(deadline));
 
 		if (r < 0)
 			return -1;
@@ -552,7 +537,7 @@ static int recv_bytes(struct vmm_dev *dev, uint8_t *buf, size_t len,
 static int recv_msg(struct vmm_dev *dev, struct vmm_msg *m, int timeout_ms,
 		const char *what)
 {
-	int64_t deadline = now_ms() + timeout_ms;
+	int64_t deadline = vmm_now_ms() + timeout_ms;
 	uint8_t hdr[VU_HDR_SIZE];
 
 	m->nfds = 0;
@@ -754,7 +739,7 @@ static int try_connect(const char *path)
 
 int vmm_dev_connect(struct vmm_dev *dev, const char *path, int timeout_ms)
 {
-	int64_t deadline = now_ms() + timeout_ms;
+	int64_t deadline = vmm_now_ms() + timeout_ms;
 	char *copy;
 	int fd;
 
@@ -773,7 +758,7 @@ int vmm_dev_connect(struct vmm_dev *dev, const char *path, int timeout_ms)
 	while ((fd = try_connect(path)) < 0) {
 		struct timespec ts = { .tv_nsec = 10 * 1000 * 1000 };
 
-		if ((errno != ENOENT && errno != ECONNREFUSED) || now_ms() >= deadline) {
+		if ((errno != ENOENT && errno != ECONNREFUSED) || vmm_now_ms() >= deadline) {
 			vmm_dev_fail(dev, "connect %s: %s", path, strerror(errno));
 			return -1;
 		}
@@ -870,12 +855,12 @@ int vmm_dev_ping(struct vmm_dev *dev)
 
 int vmm_dev_wait_disconnect(struct vmm_dev *dev, int timeout_ms)
 {
-	int64_t deadline = now_ms() + timeout_ms;
+	int64_t deadline = vmm_now_ms() + timeout_ms;
 
 	while (dev->sock >= 0) {
 		char c;
 		ssize_t n;
-		int r = vmm_dev_wait_fd(dev, dev->sock, remaining_ms(deadline));
+		int r = vmm_dev_wait_fd(dev, dev->sock, vmm_remaining_ms(deadline));
 
 		if (r < 0)
 			return -1;
